@@ -1,0 +1,69 @@
+// `portico run | check | version`: thin commands over config/, plan/ and server/.
+
+import { parseArgs } from 'node:util';
+import { VERSION } from '../version.ts';
+import { check } from './check.ts';
+import { run } from './run.ts';
+
+const USAGE = `Usage:
+  portico run -c FILE [-p PORT] [-d]   serve FILE (-p overrides port, -d enables /__debug)
+  portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
+  portico version                      print the version`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run': {
+      const { values } = parse(rest, {
+        config: { type: 'string', short: 'c' },
+        port: { type: 'string', short: 'p' },
+        debug: { type: 'boolean', short: 'd' },
+      });
+      if (!values) return 2;
+      const file = values.config as string | undefined;
+      if (!file) return usage('run needs -c FILE');
+      let port: number | undefined;
+      if (values.port !== undefined) {
+        port = Number(values.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) return usage(`-p expects a port number, found "${values.port}"`);
+      }
+      return run({ file, port, debug: values.debug === true });
+    }
+    case 'check': {
+      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, lint: { type: 'boolean' } });
+      if (!values) return 2;
+      const file = values.config as string | undefined;
+      if (!file) return usage('check needs -c FILE');
+      return check(file, values.lint === true);
+    }
+    case 'version':
+    case '--version':
+    case '-v':
+      process.stdout.write(`Portico ${VERSION}\n`);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    default:
+      return usage(`unknown command "${command}"`);
+  }
+}
+
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+function parse(args: string[], options: Options): { values?: Record<string, string | boolean | (string | boolean)[] | undefined> } {
+  try {
+    return parseArgs({ args, options, allowPositionals: false, strict: true });
+  } catch (err) {
+    usage((err as Error).message);
+    return {};
+  }
+}
+
+function usage(message: string): number {
+  process.stderr.write(`portico: ${message}\n\n${USAGE}\n`);
+  return 2;
+}

@@ -1,0 +1,207 @@
+// Builds the typed ServiceConfig from a raw configuration that passed
+// validation: defaults applied, values inherited (service -> endpoint ->
+// backend), durations in milliseconds, hosts sanitized.
+
+import * as D from './defaults.ts';
+import { parseDuration } from './duration.ts';
+import { sanitizeHost } from './hosts.ts';
+import { isPlainObject } from './json-path.ts';
+import { BACKEND_HTTP_NS, PORTICO_SERVER_NS, PROXY_NS, ROUTER_NS } from './namespaces.ts';
+import { cleanPath, DEFAULT_HEALTH_PATH } from './routes.ts';
+import type {
+  BackendConfig,
+  EndpointConfig,
+  EndpointProxyOptions,
+  FlatmapOperation,
+  HttpMethod,
+  RouterOptions,
+  ServiceConfig,
+  TlsConfig,
+} from './types.ts';
+import { TLS_VERSIONS } from './validate-tls.ts';
+import { toEncoding, toOutputEncoding } from './vocabulary.ts';
+
+type Raw = Record<string, unknown>;
+
+function obj(value: unknown): Raw {
+  return isPlainObject(value) ? value : {};
+}
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+function strings(value: unknown): string[] | undefined {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined;
+}
+function bool(value: unknown): boolean {
+  return value === true;
+}
+function int(value: unknown): number | undefined {
+  return typeof value === 'number' ? value : undefined;
+}
+/** Duration in ms; unset, invalid and zero all give 0. */
+function ms(value: unknown): number {
+  return (typeof value === 'string' ? parseDuration(value) : undefined) ?? 0;
+}
+/** Cache-Control max-age is whole seconds (Go truncates the same way). */
+function seconds(value: unknown): number {
+  return Math.floor(ms(value) / 1000);
+}
+
+function sanitizeHosts(hosts: string[], disableSanitize: boolean): string[] {
+  return hosts.map((h) => {
+    const checked = sanitizeHost(h, disableSanitize);
+    return checked.ok ? checked.host : h;
+  });
+}
+
+export function normalizeConfig(raw: Raw): ServiceConfig {
+  const extra = obj(raw.extra_config);
+  const server = obj(extra[PORTICO_SERVER_NS]);
+  const service: Omit<ServiceConfig, 'endpoints'> = {
+    version: 3,
+    name: str(raw.name),
+    port: int(raw.port) || D.DEFAULT_PORT,
+    listenIp: str(raw.listen_ip) || undefined,
+    timeoutMs: ms(raw.timeout) || D.DEFAULT_TIMEOUT_MS,
+    cacheTtlSeconds: seconds(raw.cache_ttl) || D.DEFAULT_CACHE_TTL_SECONDS,
+    host: sanitizeHosts(strings(raw.host) ?? [], false),
+    outputEncoding: toOutputEncoding(str(raw.output_encoding) ?? D.DEFAULT_OUTPUT_ENCODING),
+    readTimeoutMs: ms(raw.read_timeout) || D.UNLIMITED_MS,
+    writeTimeoutMs: ms(raw.write_timeout) || D.UNLIMITED_MS,
+    idleTimeoutMs: ms(raw.idle_timeout) || D.UNLIMITED_MS,
+    readHeaderTimeoutMs: ms(raw.read_header_timeout) || D.DEFAULT_READ_HEADER_TIMEOUT_MS,
+    maxIdleConnectionsPerHost: int(raw.max_idle_connections_per_host) || D.DEFAULT_MAX_IDLE_CONNECTIONS_PER_HOST,
+    maxBodyBytes: int(server.max_body_bytes) ?? D.DEFAULT_MAX_BODY_BYTES,
+    maxBackendBodyBytes: int(server.max_backend_body_bytes) ?? D.DEFAULT_MAX_BACKEND_BODY_BYTES,
+    tls: normalizeTls(raw.tls),
+    debugEndpoint: bool(raw.debug_endpoint),
+    echoEndpoint: bool(raw.echo_endpoint),
+    disableRest: bool(raw.disable_rest),
+    router: normalizeRouter(obj(extra[ROUTER_NS])),
+    extraConfig: extra,
+  };
+  const endpoints = (Array.isArray(raw.endpoints) ? raw.endpoints : []).map((e) => normalizeEndpoint(obj(e), service));
+  return { ...service, endpoints };
+}
+
+function normalizeRouter(r: Raw): RouterOptions {
+  const options: RouterOptions = {
+    returnErrorMsg: bool(r.return_error_msg),
+    healthPath: str(r.health_path) ?? DEFAULT_HEALTH_PATH,
+    disableHealth: bool(r.disable_health),
+    autoOptions: bool(r.auto_options),
+    removeExtraSlash: bool(r.remove_extra_slash),
+    disableRedirectTrailingSlash: bool(r.disable_redirect_trailing_slash),
+    disableRedirectFixedPath: bool(r.disable_redirect_fixed_path),
+    forwardedByClientIp: bool(r.forwarded_by_client_ip),
+    remoteIpHeaders: strings(r.remote_ip_headers) ?? [],
+    trustedProxies: strings(r.trusted_proxies) ?? [],
+    disableAccessLog: bool(r.disable_access_log),
+    loggerSkipPaths: strings(r.logger_skip_paths) ?? [],
+  };
+  if (isPlainObject(r.error_body)) {
+    options.errorBody = { notFound: r.error_body['404'], methodNotAllowed: r.error_body['405'] };
+  }
+  return options;
+}
+
+function normalizeTls(value: unknown): TlsConfig | undefined {
+  if (!isPlainObject(value) || value.disabled === true) return undefined;
+  const pairs: TlsConfig['keyPairs'] = [];
+  const legacyPublic = str(value.public_key);
+  const legacyPrivate = str(value.private_key);
+  if (legacyPublic !== undefined && legacyPrivate !== undefined) pairs.push({ publicKey: legacyPublic, privateKey: legacyPrivate });
+  for (const pair of Array.isArray(value.keys) ? value.keys : []) {
+    const p = obj(pair);
+    pairs.push({ publicKey: str(p.public_key) ?? '', privateKey: str(p.private_key) ?? '' });
+  }
+  const first = pairs[0] ?? { publicKey: '', privateKey: '' };
+  const tls: TlsConfig = {
+    publicKey: first.publicKey,
+    privateKey: first.privateKey,
+    keyPairs: pairs,
+    minVersion: TLS_VERSIONS[str(value.min_version) ?? ''] ?? D.DEFAULT_TLS_VERSION,
+    maxVersion: TLS_VERSIONS[str(value.max_version) ?? ''] ?? D.DEFAULT_TLS_VERSION,
+    caCerts: strings(value.ca_certs) ?? [],
+    requireClientCert: bool(value.enable_mtls),
+    disableSystemCaPool: bool(value.disable_system_ca_pool),
+  };
+  if (Array.isArray(value.cipher_suites) && value.cipher_suites.length > 0) tls.cipherSuites = value.cipher_suites as number[];
+  if (Array.isArray(value.curve_preferences) && value.curve_preferences.length > 0) tls.curvePreferences = value.curve_preferences as number[];
+  return tls;
+}
+
+function flatmap(value: unknown): FlatmapOperation[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  return value.map((op) => ({ type: obj(op).type as FlatmapOperation['type'], args: strings(obj(op).args) ?? [] }));
+}
+
+function normalizeEndpoint(e: Raw, service: Omit<ServiceConfig, 'endpoints'>): EndpointConfig {
+  const extra = obj(e.extra_config);
+  const method = (str(e.method) ?? D.DEFAULT_METHOD) as HttpMethod;
+  const outputEncoding = e.output_encoding === undefined ? service.outputEncoding : toOutputEncoding(str(e.output_encoding) ?? '');
+  const inputHeaders = strings(e.input_headers);
+  const endpoint: Omit<EndpointConfig, 'backends'> = {
+    endpoint: str(e.endpoint) ?? '/',
+    method,
+    // KrakenD: a zero endpoint timeout or cache_ttl means "use the service's"
+    timeoutMs: ms(e.timeout) || service.timeoutMs,
+    cacheTtlSeconds: seconds(e.cache_ttl) || service.cacheTtlSeconds,
+    outputEncoding,
+    // KrakenD: an empty input_headers list is the default, not "no headers"
+    inputHeaders: inputHeaders && inputHeaders.length > 0 ? inputHeaders : [...D.DEFAULT_INPUT_HEADERS],
+    inputQueryStrings: strings(e.input_query_strings) ?? [],
+    concurrentCalls: int(e.concurrent_calls) ?? D.DEFAULT_CONCURRENT_CALLS,
+    proxy: normalizeEndpointProxy(obj(extra[PROXY_NS])),
+    extraConfig: extra,
+  };
+  const backends = (Array.isArray(e.backend) ? e.backend : []).map((b) => normalizeBackend(obj(b), endpoint, service.host));
+  return { ...endpoint, backends };
+}
+
+function normalizeEndpointProxy(p: Raw): EndpointProxyOptions {
+  const options: EndpointProxyOptions = { sequential: bool(p.sequential) };
+  if (isPlainObject(p.static)) {
+    const strategy = (str(p.static.strategy) ?? 'always') as NonNullable<EndpointProxyOptions['static']>['strategy'];
+    options.static = { strategy, data: obj(p.static.data) };
+  }
+  const ops = flatmap(p.flatmap_filter);
+  if (ops) options.flatmapFilter = ops;
+  return options;
+}
+
+/** A further per-backend filter; KrakenD treats an empty list as "no further filtering". */
+function furtherFilter(value: unknown): string[] | undefined {
+  const list = strings(value);
+  return list && list.length > 0 ? list : undefined;
+}
+
+function normalizeBackend(b: Raw, endpoint: Omit<EndpointConfig, 'backends'>, serviceHosts: string[]): BackendConfig {
+  const extra = obj(b.extra_config);
+  const proxy = obj(extra[PROXY_NS]);
+  const http = obj(extra[BACKEND_HTTP_NS]);
+  const disableHostSanitize = bool(b.disable_host_sanitize);
+  const ownHosts = strings(b.host) ?? [];
+  const backend: BackendConfig = {
+    host: ownHosts.length > 0 ? sanitizeHosts(ownHosts, disableHostSanitize) : [...serviceHosts],
+    urlPattern: cleanPath(str(b.url_pattern) ?? ''),
+    method: (str(b.method) ?? endpoint.method) as HttpMethod,
+    // KrakenD forces no-op decoding under a no-op endpoint: the body is passed through
+    encoding: endpoint.outputEncoding === 'no-op' ? 'no-op' : toEncoding(str(b.encoding) ?? D.DEFAULT_BACKEND_ENCODING),
+    target: str(b.target) || undefined,
+    allow: strings(b.allow) ?? [],
+    deny: strings(b.deny) ?? [],
+    mapping: Object.fromEntries(Object.entries(obj(b.mapping)).filter((kv): kv is [string, string] => typeof kv[1] === 'string')),
+    group: str(b.group) || undefined,
+    isCollection: bool(b.is_collection),
+    disableHostSanitize,
+    inputHeaders: furtherFilter(b.input_headers),
+    inputQueryStrings: furtherFilter(b.input_query_strings),
+    flatmapFilter: flatmap(proxy.flatmap_filter),
+    shadow: bool(proxy.shadow),
+    returnErrorDetails: str(http.return_error_details) || undefined,
+    returnErrorCode: bool(http.return_error_code),
+    extraConfig: extra,
+  };
+  return backend;
+}

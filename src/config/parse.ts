@@ -1,0 +1,183 @@
+// Reads configuration text (JSON by default, YAML for .yml/.yaml) into a plain
+// value without comment keys, plus a locator that maps any JSON path back to a
+// line and column of the source for error messages.
+
+import { parse as parseJsonAst } from '@humanwhocodes/momoa';
+import type { AnyNode } from '@humanwhocodes/momoa';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import { isCommentKey, stripComments } from './comments.ts';
+import { formatPath, type Locate, type PathSegment, type SourcePosition } from './json-path.ts';
+import type { ConfigIssue } from './types.ts';
+
+export type ConfigFormat = 'json' | 'yaml';
+
+export interface ParsedSource {
+  /** The document with comment keys removed. */
+  value: unknown;
+  locate: Locate;
+  /** Keys written twice in one JSON object (the last one wins, as in Go). */
+  duplicateKeys: PathSegment[][];
+}
+
+export type ParseOutcome = { ok: true; source: ParsedSource } | { ok: false; issue: ConfigIssue };
+
+export function formatOf(file: string): ConfigFormat {
+  return /\.ya?ml$/i.test(file) ? 'yaml' : 'json';
+}
+
+export function parseConfigText(text: string, file: string, format: ConfigFormat = formatOf(file)): ParseOutcome {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (body.trim() === '') {
+    return { ok: false, issue: syntaxIssue(file, 'a configuration object', 'an empty file', 1, 1) };
+  }
+  return format === 'yaml' ? parseYaml(body, file) : parseJson(body, file);
+}
+
+function syntaxIssue(file: string, expected: string, found: string, line?: number, column?: number): ConfigIssue {
+  return { severity: 'error', file, path: '$', line, column, expected, found };
+}
+
+class PositionIndex {
+  readonly values = new Map<string, SourcePosition>();
+  readonly keys = new Map<string, SourcePosition>();
+
+  readonly locate: Locate = (path, at) => {
+    if (at === 'key') {
+      const key = this.keys.get(formatPath(path));
+      if (key) return key;
+    }
+    for (let n = path.length; n >= 0; n--) {
+      const pos = this.values.get(formatPath(path.slice(0, n)));
+      if (pos) return pos;
+    }
+    return undefined;
+  };
+}
+
+// ---------- JSON ----------
+
+const TOKEN_TEXT: Readonly<Record<string, string>> = {
+  LBrace: '"{"',
+  RBrace: '"}"',
+  LBracket: '"["',
+  RBracket: '"]"',
+  Colon: '":"',
+  Comma: '","',
+  String: 'a string',
+  Number: 'a number',
+  Boolean: 'a boolean',
+  Null: 'null',
+};
+
+interface MomoaError {
+  message: string;
+  line?: number;
+  column?: number;
+  offset?: number;
+}
+
+function parseJson(text: string, file: string): ParseOutcome {
+  let ast;
+  try {
+    ast = parseJsonAst(text, { mode: 'json' });
+  } catch (e) {
+    const err = e as MomoaError;
+    return { ok: false, issue: syntaxIssue(file, 'valid JSON', describeJsonError(err, text), err.line, err.column) };
+  }
+  const index = new PositionIndex();
+  const duplicateKeys: PathSegment[][] = [];
+  indexJson(ast.body, [], index, duplicateKeys);
+  return { ok: true, source: { value: stripComments(JSON.parse(text)), locate: index.locate, duplicateKeys } };
+}
+
+function describeJsonError(err: MomoaError, text: string): string {
+  const message = err.message.replace(/\s*\(\d+:\d+\)\s*$/, '');
+  const token = /^Unexpected token (\w+) found/.exec(message);
+  if (token) {
+    const what = TOKEN_TEXT[token[1] as string] ?? token[1];
+    const before = text.slice(0, err.offset ?? 0).trimEnd();
+    const trailingComma = before.endsWith(',') && (token[1] === 'RBrace' || token[1] === 'RBracket');
+    return `unexpected ${what}${trailingComma ? ' after a trailing comma (JSON does not allow them)' : ''}`;
+  }
+  const char = /^Unexpected character '(.*)' found/.exec(message);
+  if (char) return `unexpected character ${JSON.stringify(char[1])}`;
+  if (/end of input/i.test(message)) return 'the end of the file before the JSON was complete';
+  return message;
+}
+
+function indexJson(node: AnyNode, path: PathSegment[], index: PositionIndex, dups: PathSegment[][]): void {
+  const here = formatPath(path);
+  if (node.loc) index.values.set(here, { line: node.loc.start.line, column: node.loc.start.column });
+  if (node.type === 'Object') {
+    const seen = new Set<string>();
+    for (const member of node.members) {
+      const name = member.name.type === 'String' ? member.name.value : member.name.name;
+      const childPath = [...path, name];
+      if (seen.has(name) && !isCommentKey(name)) dups.push(childPath);
+      seen.add(name);
+      const loc = member.name.loc;
+      if (loc) index.keys.set(formatPath(childPath), { line: loc.start.line, column: loc.start.column });
+      indexJson(member.value, childPath, index, dups);
+    }
+  } else if (node.type === 'Array') {
+    node.elements.forEach((element, i) => indexJson(element.value, [...path, i], index, dups));
+  }
+}
+
+// ---------- YAML ----------
+
+function parseYaml(text: string, file: string): ParseOutcome {
+  const lines = new LineCounter();
+  // merge: true accepts "<<: *anchor" merge keys, as KrakenD's YAML reader does
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
+  const first = doc.errors[0];
+  if (first) {
+    const pos = lines.linePos(first.pos[0]);
+    const message = first.message.split('\n')[0] ?? first.message;
+    return { ok: false, issue: syntaxIssue(file, 'valid YAML', message, pos.line, pos.col) };
+  }
+  if (doc.contents === null) {
+    return { ok: false, issue: syntaxIssue(file, 'a configuration object', 'a YAML file with no content', 1, 1) };
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    return { ok: false, issue: syntaxIssue(file, 'valid YAML', (e as Error).message, 1, 1) };
+  }
+  const index = new PositionIndex();
+  indexYaml(doc.contents as YamlNode, [], doc, lines, index, 0);
+  return { ok: true, source: { value: stripComments(value), locate: index.locate, duplicateKeys: [] } };
+}
+
+function indexYaml(
+  node: YamlNode | null,
+  path: PathSegment[],
+  doc: Document,
+  lines: LineCounter,
+  index: PositionIndex,
+  depth: number,
+): void {
+  if (!node || depth > 200) return;
+  const at = (offset: number): SourcePosition => {
+    const p = lines.linePos(offset);
+    return { line: p.line, column: p.col };
+  };
+  if (node.range) index.values.set(formatPath(path), at(node.range[0]));
+  const target = isAlias(node) ? (node.resolve(doc) ?? null) : node;
+  if (isMap(target)) {
+    for (const pair of target.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      if (key === '<<') continue;
+      const childPath = [...path, key];
+      const keyNode = pair.key as YamlNode | null;
+      if (keyNode?.range) index.keys.set(formatPath(childPath), at(keyNode.range[0]));
+      const valueNode = pair.value as YamlNode | null;
+      if (valueNode) indexYaml(valueNode, childPath, doc, lines, index, depth + 1);
+      else if (keyNode?.range) index.values.set(formatPath(childPath), at(keyNode.range[0]));
+    }
+  } else if (isSeq(target)) {
+    target.items.forEach((item, i) => indexYaml(item as YamlNode, [...path, i], doc, lines, index, depth + 1));
+  }
+}

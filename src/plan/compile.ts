@@ -1,0 +1,35 @@
+import type { ServiceConfig } from '../config/types.ts';
+import { compileEndpointProxy } from '../proxy/endpoint.ts';
+import { createUpstream } from '../proxy/upstream.ts';
+import { compileClientAddressing } from '../server/client-ip.ts';
+import { Router } from '../server/router.ts';
+import { compileRenderer } from '../transform/encode.ts';
+import { USER_AGENT } from '../version.ts';
+import type { CompiledEndpoint, Plan } from './plan.ts';
+
+export function compilePlan(config: ServiceConfig): Plan {
+  const upstream = createUpstream({ connectionsPerHost: config.maxIdleConnectionsPerHost });
+  const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT };
+  const router = new Router<CompiledEndpoint>({
+    redirectTrailingSlash: !config.router.disableRedirectTrailingSlash,
+    redirectFixedPath: !config.router.disableRedirectFixedPath,
+  });
+  for (const ep of config.endpoints) {
+    const compiled: CompiledEndpoint = {
+      config: ep,
+      proxy: compileEndpointProxy(ep, deps),
+      render: ep.outputEncoding === 'no-op' ? undefined : compileRenderer(ep.outputEncoding),
+      cacheControl: ep.cacheTtlSeconds > 0 ? `public, max-age=${Math.floor(ep.cacheTtlSeconds)}` : undefined,
+      timeoutMs: ep.timeoutMs,
+      returnErrorMsg: config.router.returnErrorMsg,
+    };
+    router.add(ep.endpoint, ep.method, compiled);
+  }
+  return {
+    config,
+    router,
+    addressing: compileClientAddressing(config.router),
+    upstream,
+    close: () => upstream.close(),
+  };
+}

@@ -1,0 +1,30 @@
+// A Plan is everything the data plane needs to serve one configuration,
+// decided once at load time. It is immutable: a new config means a new Plan.
+
+import type { Dispatcher } from 'undici';
+import type { EndpointConfig, ServiceConfig } from '../config/types.ts';
+import type { Renderer } from '../transform/encode.ts';
+import type { Proxy } from '../proxy/types.ts';
+import type { ClientAddressing } from '../server/client-ip.ts';
+import type { Router } from '../server/router.ts';
+
+export interface CompiledEndpoint {
+  readonly config: EndpointConfig;
+  readonly proxy: Proxy;
+  /** Undefined for no-op endpoints, which stream the backend answer. */
+  readonly render: Renderer | undefined;
+  /** "public, max-age=N" when cache_ttl > 0. */
+  readonly cacheControl: string | undefined;
+  readonly timeoutMs: number;
+  /** router.return_error_msg: show error text to clients. */
+  readonly returnErrorMsg: boolean;
+}
+
+export interface Plan {
+  readonly config: ServiceConfig;
+  readonly router: Router<CompiledEndpoint>;
+  readonly addressing: ClientAddressing;
+  readonly upstream: Dispatcher;
+  /** Close upstream pools once no request uses this plan any more. */
+  close(): Promise<void>;
+}

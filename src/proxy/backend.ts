@@ -1,0 +1,100 @@
+// One backend call: pick a host, build the URL and headers, send the request
+// through the shared upstream dispatcher, check the status, decode and
+// manipulate the body. Everything that depends only on config is compiled here.
+
+import type { Dispatcher } from 'undici';
+import type { BackendConfig, EndpointConfig } from '../config/types.ts';
+import { compileDecoder } from '../transform/decode.ts';
+import { compileBackendTransform } from '../transform/manipulate.ts';
+import { readLimited } from './body.ts';
+import { BackendStatusError, GatewayError, TimeoutError } from './errors.ts';
+import { compileHeaderForwarder, isHopByHop } from './headers.ts';
+import { compileQueryFilter } from './query.ts';
+import type { Data, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
+import { compileUrlTemplate } from './url-template.ts';
+
+export interface BackendDeps {
+  upstream: Dispatcher;
+  maxBackendBodyBytes: number;
+  userAgent: string;
+}
+
+const SUCCESS = new Set([200, 201]);
+
+export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: BackendDeps): Proxy {
+  const hosts = b.host;
+  let next = 0;
+  const template = compileUrlTemplate(b.urlPattern);
+  const filterQuery = compileQueryFilter(ep.inputQueryStrings, b.inputQueryStrings);
+  const forwardHeaders = compileHeaderForwarder(ep.inputHeaders, b.inputHeaders, deps.userAgent);
+  const method = b.method as Dispatcher.HttpMethod;
+  const noop = b.encoding === 'no-op';
+  const decode = noop ? undefined : compileDecoder(b.encoding, b.isCollection);
+  const transform = noop ? undefined : compileBackendTransform(b);
+  const errorDetailsKey = b.returnErrorDetails ? `error_${b.returnErrorDetails}` : undefined;
+  const { upstream, maxBackendBodyBytes } = deps;
+  const separator = template.hasQuery ? '&' : '?';
+
+  return async function callBackend(req: ProxyRequest): Promise<ProxyResponse> {
+    const origin = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];
+    const query = filterQuery(req.rawQuery);
+    const path = query === '' ? template.render(req) : template.render(req) + separator + query;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await upstream.request({
+        origin,
+        path,
+        method,
+        headers: forwardHeaders(req),
+        body: req.body,
+        signal: req.signal,
+      });
+    } catch (err) {
+      throw upstreamError(req, err, origin + path);
+    }
+
+    if (noop) {
+      const headers: Record<string, string | string[] | undefined> = {};
+      for (const name in res.headers) if (!isHopByHop(name) || name === 'content-length') headers[name] = res.headers[name];
+      return { data: {}, complete: false, passthrough: { status: res.statusCode, headers, body: res.body } };
+    }
+
+    let raw: Buffer;
+    try {
+      const declared = Number(res.headers['content-length']);
+      if (declared > maxBackendBodyBytes) {
+        res.body.destroy();
+        throw new GatewayError(500, `backend response body larger than ${maxBackendBodyBytes} bytes`);
+      }
+      raw = await readLimited(res.body, maxBackendBodyBytes, res.headers['content-encoding'] as string | undefined);
+    } catch (err) {
+      throw upstreamError(req, err, origin + path);
+    }
+
+    if (!SUCCESS.has(res.statusCode)) {
+      const contentType = res.headers['content-type'] as string | undefined;
+      const text = raw.toString('utf8');
+      if (errorDetailsKey) {
+        const detail = { http_status_code: res.statusCode, http_body: text, http_body_encoding: contentType ?? '' };
+        return { data: { [errorDetailsKey]: detail }, complete: false };
+      }
+      if (b.returnErrorCode) throw new GatewayError(res.statusCode, 'invalid status code', { body: text, contentType });
+      throw new BackendStatusError(res.statusCode, text);
+    }
+
+    let data: Data;
+    try {
+      data = decode!(raw);
+    } catch (err) {
+      throw new GatewayError(500, `decoding ${origin + path}: ${(err as Error).message}`, { cause: err });
+    }
+    return { data: transform ? transform(data) : data, complete: true };
+  };
+}
+
+function upstreamError(req: ProxyRequest, err: unknown, url: string): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (req.signal.aborted) return new TimeoutError();
+  const message = err instanceof Error ? err.message : String(err);
+  return new GatewayError(500, `calling ${url}: ${message}`, { cause: err });
+}

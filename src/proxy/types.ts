@@ -1,0 +1,45 @@
+import type { Readable } from 'node:stream';
+
+/** A decoded backend body, or the merged body of an endpoint. */
+export type Data = Record<string, unknown>;
+
+/** What every stage of an endpoint pipeline receives. Built once per client request. */
+export interface ProxyRequest {
+  method: string;
+  /** Decoded endpoint parameters by name as written in the endpoint path. */
+  params: Record<string, string>;
+  /** The raw query string without '?', or '' when none. */
+  rawQuery: string;
+  /** Query parameters parsed once, lazily, from rawQuery. */
+  query: Map<string, string[]> | undefined;
+  /** Lower-cased header names, as node:http gives them. */
+  headers: Record<string, string | string[] | undefined>;
+  /** Buffered client body (bounded by the body limit), or undefined when there is none. */
+  body: Buffer | undefined;
+  /** The X-Forwarded-For value to send upstream. */
+  forwardedFor: string;
+  /** The Host the client asked for. */
+  host: string;
+  /** Aborted when the endpoint timeout fires or the client goes away. */
+  signal: AbortSignal;
+  /** Values from earlier sequential backends and other placeholders, by placeholder name. */
+  extraParams?: Record<string, string>;
+}
+
+/** What a pipeline stage answers. Failures are thrown as GatewayError. */
+export interface ProxyResponse {
+  data: Data;
+  complete: boolean;
+  /** Set only for no-op responses, which are streamed untouched. */
+  passthrough?: Passthrough;
+  /** Errors that made the response partial (logged, never shown unless configured). */
+  errors?: Error[];
+}
+
+export interface Passthrough {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+}
+
+export type Proxy = (req: ProxyRequest) => Promise<ProxyResponse>;

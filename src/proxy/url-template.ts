@@ -1,0 +1,61 @@
+// url_pattern compiled once into literal pieces and placeholders, so a request
+// only concatenates strings.
+
+import type { ProxyRequest } from './types.ts';
+
+const PLACEHOLDER = /\{([^{}]+)\}/g;
+
+export interface UrlTemplate {
+  /** Names of every placeholder, in order. */
+  readonly names: readonly string[];
+  /** True when the pattern carries its own query string. */
+  readonly hasQuery: boolean;
+  render(req: ProxyRequest): string;
+}
+
+/** Characters allowed unescaped in a path segment (RFC 3986 pchar minus '/'). */
+const SEGMENT_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]*$/;
+
+export function encodeSegment(value: string): string {
+  if (SEGMENT_SAFE.test(value)) return value;
+  return encodeURIComponent(value);
+}
+
+export function compileUrlTemplate(pattern: string): UrlTemplate {
+  const queryAt = pattern.indexOf('?');
+  const literals: string[] = [];
+  const names: string[] = [];
+  const inQuery: boolean[] = [];
+  let last = 0;
+  for (const m of pattern.matchAll(PLACEHOLDER)) {
+    literals.push(pattern.slice(last, m.index));
+    names.push(m[1]);
+    inQuery.push(queryAt >= 0 && m.index > queryAt);
+    last = m.index + m[0].length;
+  }
+  const tail = pattern.slice(last);
+  const hasQuery = queryAt >= 0;
+  if (names.length === 0) {
+    return { names, hasQuery, render: () => pattern };
+  }
+  return {
+    names,
+    hasQuery,
+    render(req) {
+      let out = '';
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i];
+        const value = req.params[name] ?? req.extraParams?.[name] ?? '';
+        out += literals[i] + (inQuery[i] ? encodeURIComponent(value) : encodeSegment(value));
+      }
+      return out + tail;
+    },
+  };
+}
+
+/** Placeholders filled from an earlier sequential backend: {resp0_a.b} -> backend 0, path a.b */
+export function parseRespPlaceholder(name: string): { index: number; path: string[] } | undefined {
+  const m = /^resp(\d+)_(.+)$/.exec(name);
+  if (!m) return undefined;
+  return { index: Number(m[1]), path: m[2].split('.') };
+}

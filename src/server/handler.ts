@@ -1,0 +1,159 @@
+// The request handler: refuse what a gateway must refuse, route, run the
+// endpoint pipeline, render. It reads the current Plan once per request, so a
+// swapped plan never changes a request half-way.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledEndpoint, Plan } from '../plan/plan.ts';
+import { deadline } from '../proxy/abort.ts';
+import { asGatewayError, GatewayError, TimeoutError } from '../proxy/errors.ts';
+import type { ProxyRequest } from '../proxy/types.ts';
+import { log } from '../telemetry/log.ts';
+import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
+import { readRequestBody } from './request-body.ts';
+import { sendError, sendJson, sendResult, sendText } from './respond.ts';
+import { parseTarget } from './target.ts';
+
+export interface PlanHolder {
+  readonly plan: Plan;
+}
+
+export interface HandlerOptions {
+  health: HealthInfo;
+  /** -d on the command line: /__debug even when the config does not enable it. */
+  forceDebug: boolean;
+}
+
+export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
+  return function handle(req: IncomingMessage, res: ServerResponse): void {
+    const plan = holder.plan;
+    const cfg = plan.config;
+    const refusal = refuse(req);
+    if (refusal) return badRequest(res, refusal);
+
+    const target = parseTarget(req.url ?? '/', req.headers.host, cfg.router.removeExtraSlash);
+    if (!target.ok) return badRequest(res, target.message, target.status);
+    const { path, rawQuery } = target;
+    const method = req.method ?? 'GET';
+
+    if (!cfg.router.disableHealth && path === cfg.router.healthPath && method === 'GET') return serveHealth(res, opts.health);
+    if (path.startsWith('/__')) {
+      if ((cfg.debugEndpoint || opts.forceDebug) && (path === '/__debug' || path.startsWith('/__debug/'))) {
+        return void withBody(req, res, cfg.maxBodyBytes, (body) => serveDebug(req, res, body));
+      }
+      if (cfg.echoEndpoint && (path === '/__echo' || path.startsWith('/__echo/'))) {
+        return void withBody(req, res, cfg.maxBodyBytes, (body) => serveEcho(req, res, path, rawQuery, body));
+      }
+    }
+
+    const found = plan.router.find(method, target.segments, target.rawSegments);
+    switch (found.kind) {
+      case 'found':
+        return void serveEndpoint(plan, found.value, found.params, rawQuery, req, res);
+      case 'redirect': {
+        const location = found.path + (rawQuery ? '?' + rawQuery : '');
+        const status = method === 'GET' ? 301 : 307;
+        res.setHeader('location', location);
+        if (method === 'GET') return sendText(res, status, `<a href="${escapeHtml(location)}">Moved Permanently</a>.\n\n`, undefined, 'text/html; charset=utf-8');
+        res.writeHead(status, { 'content-length': 0 });
+        return void res.end();
+      }
+      case 'method-not-allowed':
+        if (method === 'OPTIONS' && cfg.router.autoOptions) {
+          res.writeHead(200, { allow: [...found.allow, 'OPTIONS'].join(', '), 'content-length': 0 });
+          return void res.end();
+        }
+        return notAllowed(res, cfg.router.errorBody?.methodNotAllowed, found.allow);
+      case 'not-found':
+        return notFound(res, cfg.router.errorBody?.notFound);
+    }
+  };
+}
+
+async function serveEndpoint(
+  plan: Plan,
+  ep: CompiledEndpoint,
+  params: Record<string, string>,
+  rawQuery: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const d = deadline(undefined, ep.timeoutMs, new TimeoutError());
+  // A client that goes away cancels its backend calls.
+  const onClose = () => {
+    if (!res.writableFinished) d.abort(new GatewayError(499, 'client closed the connection'));
+  };
+  res.once('close', onClose);
+  try {
+    const body = await readRequestBody(req, plan.config.maxBodyBytes);
+    const peer = req.socket.remoteAddress ?? '';
+    const preq: ProxyRequest = {
+      method: req.method ?? 'GET',
+      params,
+      rawQuery,
+      query: undefined,
+      headers: req.headers,
+      body,
+      forwardedFor: plan.addressing.forwardedFor(peer, req.headers),
+      host: req.headers.host ?? '',
+      signal: d.signal,
+    };
+    const result = await ep.proxy(preq);
+    if (result.errors) logErrors(ep, result.errors);
+    sendResult(res, ep, result, req.headers.accept);
+  } catch (err) {
+    const e = asGatewayError(err);
+    if (e.status === 413) res.setHeader('connection', 'close');
+    if (e.status >= 500) log('error', e.message, { endpoint: ep.config.endpoint });
+    sendError(res, e, ep.returnErrorMsg || e.status === 413);
+  } finally {
+    d.dispose();
+    res.off('close', onClose);
+  }
+}
+
+function logErrors(ep: CompiledEndpoint, errors: Error[]): void {
+  for (const e of errors) log('warn', e.message, { endpoint: ep.config.endpoint, partial: true });
+}
+
+async function withBody(req: IncomingMessage, res: ServerResponse, limit: number, then: (body: Buffer | undefined) => void): Promise<void> {
+  try {
+    then(await readRequestBody(req, limit));
+  } catch (err) {
+    const e = asGatewayError(err);
+    res.setHeader('connection', 'close');
+    sendText(res, e.status, e.message);
+  }
+}
+
+/** What node:http lets through but a gateway must not: returns the reason, or undefined. */
+function refuse(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 4 && raw[i].toLowerCase() === 'host' && ++hosts > 1) return 'more than one Host header';
+  }
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+    return 'Transfer-Encoding is not allowed in HTTP/1.0';
+  }
+  return undefined;
+}
+
+function badRequest(res: ServerResponse, message: string, status = 400): void {
+  res.setHeader('connection', 'close');
+  sendText(res, status, `${status} ${message}`);
+}
+
+function notFound(res: ServerResponse, custom: unknown): void {
+  if (custom !== undefined) return sendJson(res, 404, custom);
+  sendText(res, 404, '404 page not found', undefined, 'text/plain');
+}
+
+function notAllowed(res: ServerResponse, custom: unknown, allow: string[]): void {
+  const headers = { allow: allow.join(', ') };
+  if (custom !== undefined) return sendJson(res, 405, custom, headers);
+  sendText(res, 405, '405 method not allowed', headers, 'text/plain');
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

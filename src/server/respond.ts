@@ -1,0 +1,71 @@
+// The one place where pipeline results and errors become HTTP responses.
+
+import type { ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import type { CompiledEndpoint } from '../plan/plan.ts';
+import type { GatewayError } from '../proxy/errors.ts';
+import type { ProxyResponse } from '../proxy/types.ts';
+
+export const COMPLETED = 'x-portico-completed';
+
+export function sendResult(res: ServerResponse, ep: CompiledEndpoint, r: ProxyResponse, accept: string | undefined): void {
+  const pt = r.passthrough;
+  if (pt && !ep.render) {
+    for (const name in pt.headers) {
+      const v = pt.headers[name];
+      if (v !== undefined) res.setHeader(name, v);
+    }
+    res.setHeader(COMPLETED, 'false');
+    res.writeHead(pt.status);
+    // pipeline gives back-pressure both ways and destroys the upstream body if the client leaves.
+    pipeline(pt.body, res, () => {});
+    return;
+  }
+  pt?.body.destroy();
+  const hasData = !pt && hasKeys(r.data);
+  const complete = hasData && r.complete;
+  res.setHeader(COMPLETED, complete ? 'true' : 'false');
+  if (complete && ep.cacheControl) res.setHeader('cache-control', ep.cacheControl);
+  const out = ep.render ? ep.render(pt ? {} : r.data, accept) : { contentType: 'application/json; charset=utf-8', body: JSON.stringify(r.data) };
+  res.setHeader('content-type', out.contentType);
+  res.setHeader('content-length', Buffer.byteLength(out.body));
+  res.writeHead(200);
+  res.end(out.body);
+}
+
+export function sendError(res: ServerResponse, err: GatewayError, showMessage: boolean): void {
+  if (res.headersSent) {
+    res.destroy(err);
+    return;
+  }
+  res.setHeader(COMPLETED, 'false');
+  if (showMessage) {
+    const body = err.body;
+    res.setHeader('content-type', err.contentType ?? 'text/plain; charset=utf-8');
+    res.setHeader('content-length', Buffer.byteLength(body));
+    res.writeHead(err.status);
+    res.end(body);
+    return;
+  }
+  res.setHeader('content-length', 0);
+  res.writeHead(err.status);
+  res.end();
+}
+
+/** A plain-text answer from the gateway itself (404, 405, 400, ...). */
+export function sendText(res: ServerResponse, status: number, body: string, headers?: Record<string, string>, contentType = 'text/plain; charset=utf-8'): void {
+  if (headers) for (const k in headers) res.setHeader(k, headers[k]);
+  res.setHeader('content-type', contentType);
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.writeHead(status);
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers?: Record<string, string>): void {
+  sendText(res, status, JSON.stringify(value), headers, 'application/json; charset=utf-8');
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}

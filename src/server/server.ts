@@ -1,0 +1,107 @@
+// The data-plane listener: node:http (or https for `tls`), the handler, the
+// current Plan behind one reference, and a bounded graceful shutdown.
+
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Plan } from '../plan/plan.ts';
+import { log } from '../telemetry/log.ts';
+import type { HealthInfo } from './builtins.ts';
+import { createHandler } from './handler.ts';
+
+export interface GatewayOptions {
+  health?: HealthInfo;
+  forceDebug?: boolean;
+  /** Port override (-p); 0 picks a free port. */
+  port?: number;
+}
+
+export class Gateway {
+  #plan: Plan;
+  readonly server: Server;
+  readonly #opts: GatewayOptions;
+
+  constructor(plan: Plan, opts: GatewayOptions = {}) {
+    this.#plan = plan;
+    this.#opts = opts;
+    const cfg = plan.config;
+    const handler = createHandler(this, { health: opts.health ?? (() => ({})), forceDebug: opts.forceDebug ?? false });
+    const serverOpts = {
+      // Slowloris protection: headers must arrive within read_header_timeout (10 s unless configured).
+      headersTimeout: cfg.readHeaderTimeoutMs,
+      requestTimeout: cfg.readTimeoutMs,
+      keepAliveTimeout: cfg.idleTimeoutMs > 0 ? cfg.idleTimeoutMs : 60_000,
+      requireHostHeader: true,
+      // Let duplicate Host headers through so the handler can refuse them with a clear 400.
+      joinDuplicateHeaders: false,
+    };
+    if (cfg.tls) {
+      const tls = cfg.tls;
+      this.server = createHttpsServer({
+        ...serverOpts,
+        cert: readFileSync(tls.publicKey),
+        key: readFileSync(tls.privateKey),
+        minVersion: tls.minVersion ?? 'TLSv1.2',
+        ...(tls.maxVersion ? { maxVersion: tls.maxVersion } : {}),
+        ...(tls.caCerts.length ? { ca: tls.caCerts.map((f) => readFileSync(f)), requestCert: true, rejectUnauthorized: tls.requireClientCert } : {}),
+      }, handler);
+    } else {
+      this.server = createHttpServer(serverOpts, handler);
+    }
+    if (cfg.writeTimeoutMs > 0) this.server.timeout = cfg.writeTimeoutMs;
+    this.server.on('clientError', onClientError);
+  }
+
+  get plan(): Plan {
+    return this.#plan;
+  }
+
+  /** Swap in a new plan; requests already running finish on the old one. */
+  swap(plan: Plan): Plan {
+    const old = this.#plan;
+    this.#plan = plan;
+    return old;
+  }
+
+  listen(): Promise<AddressInfo> {
+    const cfg = this.#plan.config;
+    const port = this.#opts.port ?? cfg.port;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ port, host: cfg.listenIp }, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stop accepting, let in-flight requests finish for up to graceMs, then close what is left. */
+  async shutdown(graceMs = 10_000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
+    // Idle keep-alive sockets that become idle after their last response must close too.
+    const idle = setInterval(() => this.server.closeIdleConnections(), 100);
+    await closed;
+    clearTimeout(timer);
+    clearInterval(idle);
+    await this.#plan.close();
+  }
+}
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+  ERR_HTTP_HEADERS_TIMEOUT: [408, 'Request Timeout'],
+};
+
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, text] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  log('debug', 'client error', { code: err.code, status });
+}

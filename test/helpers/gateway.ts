@@ -1,0 +1,27 @@
+// Start the gateway in-process on a free loopback port from a config object.
+
+import { loadConfigText } from '../../src/config/load.ts';
+import { formatIssue } from '../../src/config/load.ts';
+import { compilePlan } from '../../src/plan/compile.ts';
+import { Gateway } from '../../src/server/server.ts';
+
+export interface TestGateway {
+  url: string;
+  port: number;
+  gateway: Gateway;
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: Record<string, unknown>, opts: { debug?: boolean } = {}): Promise<TestGateway> {
+  const result = loadConfigText(JSON.stringify({ version: 3, ...config }), 'test.json', { env: {} });
+  if (result.errors.length) throw new Error('invalid test config:\n' + result.errors.map(formatIssue).join('\n'));
+  const cfg = { ...result.config!, listenIp: '127.0.0.1' };
+  const gateway = new Gateway(compilePlan(cfg), { port: 0, forceDebug: opts.debug });
+  const address = await gateway.listen();
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    port: address.port,
+    gateway,
+    close: () => gateway.shutdown(1000),
+  };
+}
