@@ -69,8 +69,9 @@ function qOf(params: string): number {
   for (const p of params.split(';')) {
     const eq = p.indexOf('=');
     if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== 'q') continue;
-    const q = Number(p.slice(eq + 1).trim());
-    if (Number.isNaN(q)) return 1;
+    const raw = p.slice(eq + 1).trim();
+    const q = Number(raw);
+    if (raw === '' || Number.isNaN(q)) return 1;
     return Math.min(Math.max(q, 0), 1);
   }
   return 1;

@@ -47,16 +47,9 @@
 // config-owned objects (static data) without a copy.
 
 import type { FlatmapOperation } from '../config/types.ts';
-import { isObject, put, renamed, withoutKey, type Data } from './data.ts';
-
-type Container = Data | unknown[];
-
-interface Seg {
-  readonly key: string;
-  /** Array index for canonical integers, else -1. */
-  readonly index: number;
-  readonly wild: boolean;
-}
+import { isObject, type Data } from './data.ts';
+import { compileMove } from './flatmap-move.ts';
+import { child, compilePath, isContainer, isEmpty, removeChild, setChild, type Container, type Seg } from './flatmap-nodes.ts';
 
 type Op = (root: Data) => Data;
 
@@ -79,74 +72,6 @@ export function compileFlatmap(ops: FlatmapOperation[]): (data: Data) => Data {
     for (let i = 0; i < compiled.length; i++) d = compiled[i](d);
     return d;
   };
-}
-
-function compilePath(path: string): Seg[] {
-  return path.split('.').map((key) => ({
-    key,
-    index: /^(0|[1-9][0-9]{0,8})$/.test(key) ? Number(key) : -1,
-    wild: key === '*',
-  }));
-}
-
-// ---- container helpers ----
-
-function isContainer(v: unknown): v is Container {
-  return typeof v === 'object' && v !== null;
-}
-
-function isEmpty(c: Container): boolean {
-  if (Array.isArray(c)) return c.length === 0;
-  for (const k in c) if (Object.hasOwn(c, k)) return false;
-  return true;
-}
-
-/** The child at a literal segment, or undefined. */
-function child(c: Container, s: Seg): unknown {
-  if (Array.isArray(c)) return s.index >= 0 && s.index < c.length ? c[s.index] : undefined;
-  return Object.hasOwn(c, s.key) ? c[s.key] : undefined;
-}
-
-/** Replace an existing child. */
-function setChild(c: Container, s: Seg, v: unknown): void {
-  if (Array.isArray(c)) c[s.index] = v;
-  else c[s.key] = v;
-}
-
-function setAt(parent: Container, key: string | number, v: unknown): void {
-  if (Array.isArray(parent)) parent[key as number] = v;
-  else put(parent, key as string, v);
-}
-
-/**
- * Remove the child at a literal segment. Returns what should now stand for `c`:
- * `c` itself (nothing removed, or an array spliced in place), a copy of the
- * object without the key, or null when the container was emptied.
- */
-function removeChild(c: Container, s: Seg): Container | null {
-  if (Array.isArray(c)) {
-    if (s.index < 0 || s.index >= c.length) return c;
-    c.splice(s.index, 1);
-    return c.length === 0 ? null : c;
-  }
-  if (!Object.hasOwn(c, s.key)) return c;
-  return withoutKey(c, s.key) ?? null;
-}
-
-/** Put a value under `key`: an array gets it appended (KrakenD expands arrays by position). */
-function attach(c: Container, key: string, v: unknown): void {
-  if (Array.isArray(c)) c.push(v);
-  else put(c, key, v);
-}
-
-/** Walk one literal segment for writing: a missing or non-container child becomes a new object. */
-function descendOrCreate(c: Container, s: Seg): Container {
-  const v = child(c, s);
-  if (isContainer(v)) return v;
-  const created: Data = {};
-  if (Array.isArray(c) && v === undefined) c.push(created);
-  else setAt(c, Array.isArray(c) ? s.index : s.key, created);
-  return created;
 }
 
 // ---- del ----
@@ -222,121 +147,4 @@ function compileAppend(src: Seg[], dst: Seg[]): Op {
     for (let j = 0; j < n; j++) to.push(from[j]);
     return del(root, src);
   };
-}
-
-// ---- move ----
-
-interface Candidate {
-  node: Container;
-  parent: Container | undefined;
-  key: string | number;
-  /** Labels from the root to node; only tracked when a promotion needs them. */
-  labels: string[] | undefined;
-}
-
-/** Store the replacement of a candidate; returns the (possibly new) root. */
-function replace(root: Data, c: Candidate, r: unknown): Data {
-  if (r === c.node) return root;
-  if (c.parent === undefined) return isObject(r) ? r : {};
-  setAt(c.parent, c.key, r);
-  return root;
-}
-
-function compileMove(src: Seg[], dst: Seg[]): Op {
-  const prefix = src.slice(0, -1);
-  const srcKey = src[src.length - 1].key;
-  const dstKey = dst[dst.length - 1].key;
-  const srcLast: Seg = { key: srcKey, index: src[src.length - 1].index, wild: false };
-  if (src.length === dst.length) {
-    if (srcKey === dstKey) return (root) => root;
-    return (root) => {
-      for (const c of candidates(root, prefix, false)) {
-        const n = c.node;
-        if (Array.isArray(n) || !Object.hasOwn(n, srcKey)) continue;
-        root = replace(root, c, renamed(n, srcKey, dstKey));
-      }
-      return root;
-    };
-  }
-  if (src.length > dst.length) {
-    const walk = dst.slice(0, -1);
-    const needLabels = walk.some((s) => s.wild);
-    return (root) => {
-      const values: unknown[] = [];
-      const labels: (string[] | undefined)[] = [];
-      for (const c of candidates(root, prefix, needLabels)) {
-        const v = child(c.node, srcLast);
-        if (v === undefined) continue;
-        root = replace(root, c, removeChild(c.node, srcLast));
-        values.push(v);
-        labels.push(c.labels);
-      }
-      for (let m = 0; m < values.length; m++) {
-        let parent: Container = root;
-        for (let i = 0; i < walk.length; i++) {
-          const seg = walk[i].wild ? labelSeg(labels[m]![i]) : walk[i];
-          const next = child(parent, seg);
-          if (next === undefined) break;
-          if (isContainer(next)) {
-            parent = next;
-          } else {
-            // KrakenD hangs the value below a leaf, turning it into an object
-            const created: Data = {};
-            setChild(parent, seg, created);
-            parent = created;
-          }
-        }
-        attach(parent, dstKey, values[m]);
-      }
-      return root;
-    };
-  }
-  const walk = dst.slice(src.length - 1, -1).map((s) => (s.wild ? { key: s.key, index: -1, wild: false } : s));
-  return (root) => {
-    for (const c of candidates(root, prefix, false)) {
-      const v = child(c.node, srcLast);
-      if (v === undefined) continue;
-      // the node gets the value back below it, so an emptied node is reused
-      const node: Container = removeChild(c.node, srcLast) ?? (Array.isArray(c.node) ? c.node : {});
-      let target = node;
-      for (let i = 0; i < walk.length; i++) target = descendOrCreate(target, walk[i]);
-      attach(target, dstKey, v);
-      root = replace(root, c, node);
-    }
-    return root;
-  };
-}
-
-function labelSeg(label: string): Seg {
-  const n = Number(label);
-  return { key: label, index: Number.isInteger(n) && n >= 0 && String(n) === label ? n : -1, wild: false };
-}
-
-/** Containers matching `prefix` from the root (KrakenD collectMoveCandidates). */
-function candidates(root: Data, prefix: Seg[], withLabels: boolean): Candidate[] {
-  let cur: Candidate[] = [{ node: root, parent: undefined, key: '', labels: withLabels ? [] : undefined }];
-  for (let i = 0; i < prefix.length; i++) {
-    const s = prefix[i];
-    const next: Candidate[] = [];
-    for (const c of cur) {
-      const n = c.node;
-      if (s.wild) {
-        if (Array.isArray(n)) {
-          for (let j = 0; j < n.length; j++) push(next, n[j], c, j, String(j));
-        } else {
-          for (const k in n) push(next, n[k], c, k, k);
-        }
-      } else {
-        const v = child(n, s);
-        if (v !== undefined) push(next, v, c, Array.isArray(n) ? s.index : s.key, s.key);
-      }
-    }
-    cur = next;
-  }
-  return cur;
-}
-
-function push(out: Candidate[], v: unknown, from: Candidate, key: string | number, label: string): void {
-  if (!isContainer(v)) return;
-  out.push({ node: v, parent: from.node, key, labels: from.labels === undefined ? undefined : [...from.labels, label] });
 }

@@ -84,6 +84,8 @@ test('negotiate: q-values, ties to the first listed, q=0 excluded', () => {
   assert.equal(negotiate('application/xml;q=0, text/html'), 'json');
   assert.equal(negotiate('text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'), 'xml');
   assert.equal(negotiate('application/xml;q=0.2, application/json;q=0.2'), 'xml');
+  assert.equal(negotiate('application/xml;q=, application/json;q=0.9'), 'xml');
+  assert.equal(negotiate('application/json;q=0.3, text/plain;q=bogus'), 'yaml');
 });
 
 test('negotiate renderer: picks the body and content type', () => {
