@@ -76,7 +76,6 @@ export function normalizeConfig(raw: Raw): ServiceConfig {
     tls: normalizeTls(raw.tls),
     debugEndpoint: bool(raw.debug_endpoint),
     echoEndpoint: bool(raw.echo_endpoint),
-    disableRest: bool(raw.disable_rest),
     router: normalizeRouter(obj(extra[ROUTER_NS])),
     extraConfig: extra,
   };

@@ -1,16 +1,16 @@
 // Endpoint paths and url_pattern placeholders, with KrakenD's (Lura's) rules.
 
-/** With KrakenD's default strict REST rule a parameter fills a whole segment: /users/{id}. */
-const STRICT_PARAM = /\/\{([a-zA-Z\-_0-9]+)\}/g;
-/** With disable_rest: true, and always in backend url_pattern: any {name}. */
+/** An endpoint parameter fills a whole segment: /users/{id}. KrakenD's router (httprouter) has no partial-segment parameters either. */
+const STRICT_PARAM = /\/\{([a-zA-Z\-_0-9]+)\}(?=\/|$)/g;
+/** Placeholders in a backend url_pattern: any {name}, also inside a segment (/file.{ext}). */
 const ANY_PLACEHOLDER = /\{([\w\-.:/]+)\}/g;
 
 export const SEQUENTIAL_PLACEHOLDER = /^resp(\d+)_.+$/;
 export const JWT_PLACEHOLDER = /^JWT\.[\w\-.:/]+$/;
 
-export function endpointParams(path: string, disableRest: boolean): string[] {
-  const pattern = disableRest ? ANY_PLACEHOLDER : STRICT_PARAM;
-  return [...path.matchAll(pattern)].map((m) => m[1] as string);
+/** The parameters an endpoint path binds. disable_rest only loosens backend url_patterns, never routing. */
+export function endpointParams(path: string): string[] {
+  return [...path.matchAll(STRICT_PARAM)].map((m) => m[1] as string);
 }
 
 export function urlPatternPlaceholders(urlPattern: string): string[] {

@@ -32,8 +32,6 @@ export interface ServiceConfig {
   tls?: TlsConfig;
   debugEndpoint: boolean;
   echoEndpoint: boolean;
-  /** disable_rest: {params} may appear inside a path segment (/file.{ext}), not only as a whole segment. */
-  disableRest: boolean;
   router: RouterOptions;
   /** Every service-level namespace as written, including the ones parsed above. */
   extraConfig: Record<string, unknown>;

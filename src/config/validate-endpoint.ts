@@ -21,7 +21,6 @@ export interface ServiceFacts {
   /** A top-level host list exists for backends without their own. */
   hasHost: boolean;
   healthPath: string;
-  disableRest: boolean;
   /** The top-level output_encoding, or "json". */
   outputEncoding: string;
 }
@@ -124,7 +123,7 @@ function checkEndpoint(
     if (output === 'no-op' && backends.length > 1) {
       c.error(backendPath, 'exactly one backend, because the output_encoding is "no-op" (the backend response is passed through)', `${backends.length} backends`);
     }
-    const params = endpointPath === undefined ? undefined : endpointParams(endpointPath, facts.disableRest);
+    const params = endpointPath === undefined ? undefined : endpointParams(endpointPath);
     backends.forEach((backend, j) => {
       checkBackend(c, backend, [...backendPath, j], { endpointPath, params, sequential, index: j, facts });
     });
@@ -198,7 +197,7 @@ function checkPlaceholders(c: IssueCollector, urlPattern: string, path: JsonPath
     if (ctx.params.includes(name)) continue;
     const declared = ctx.params.length > 0 ? ctx.params.map((p) => `{${p}}`).join(', ') : 'none';
     const inside = endpointPath.includes(`{${name}}`)
-      ? ' (it is written there, but a {parameter} must fill a whole path segment unless "disable_rest": true)'
+      ? ' (it is written there, but a {parameter} must fill a whole path segment)'
       : '';
     c.error(
       path,

@@ -78,7 +78,6 @@ export function validateConfig(c: IssueCollector, raw: unknown): void {
     // An invalid top-level host was already reported: do not also blame every backend.
     hasHost: 'host' in raw && !(Array.isArray(raw.host) && raw.host.length === 0),
     healthPath,
-    disableRest: raw.disable_rest === true,
     outputEncoding: typeof raw.output_encoding === 'string' ? raw.output_encoding : 'json',
   };
   if ('endpoints' in raw) checkEndpoints(c, raw.endpoints, facts);

@@ -3,11 +3,17 @@ import { compileEndpointProxy } from '../proxy/endpoint.ts';
 import { createUpstream } from '../proxy/upstream.ts';
 import { compileClientAddressing } from '../server/client-ip.ts';
 import { Router } from '../server/router.ts';
+import { createAccessLog } from '../telemetry/access-log.ts';
 import { compileRenderer } from '../transform/encode.ts';
 import { USER_AGENT } from '../version.ts';
 import type { CompiledEndpoint, Plan } from './plan.ts';
 
-export function compilePlan(config: ServiceConfig): Plan {
+export interface CompileOptions {
+  /** Where access-log lines go (default stdout). */
+  accessLogOut?: NodeJS.WritableStream;
+}
+
+export function compilePlan(config: ServiceConfig, opts: CompileOptions = {}): Plan {
   const upstream = createUpstream({ connectionsPerHost: config.maxIdleConnectionsPerHost });
   const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT };
   const router = new Router<CompiledEndpoint>({
@@ -30,6 +36,7 @@ export function compilePlan(config: ServiceConfig): Plan {
     router,
     addressing: compileClientAddressing(config.router),
     upstream,
+    accessLog: createAccessLog({ disabled: config.router.disableAccessLog, skipPaths: config.router.loggerSkipPaths, out: opts.accessLogOut }),
     close: () => upstream.close(),
   };
 }

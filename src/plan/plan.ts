@@ -6,6 +6,7 @@ import type { EndpointConfig, ServiceConfig } from '../config/types.ts';
 import type { Renderer } from '../transform/encode.ts';
 import type { Proxy } from '../proxy/types.ts';
 import type { ClientAddressing } from '../server/client-ip.ts';
+import type { AccessLog } from '../telemetry/access-log.ts';
 import type { Router } from '../server/router.ts';
 
 export interface CompiledEndpoint {
@@ -25,6 +26,8 @@ export interface Plan {
   readonly router: Router<CompiledEndpoint>;
   readonly addressing: ClientAddressing;
   readonly upstream: Dispatcher;
+  /** Undefined when router.disable_access_log is set. */
+  readonly accessLog: AccessLog | undefined;
   /** Close upstream pools once no request uses this plan any more. */
   close(): Promise<void>;
 }

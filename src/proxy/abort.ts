@@ -13,7 +13,8 @@ export interface Deadline {
   abort(reason?: unknown): void;
 }
 
-export function deadline(parent: AbortSignal | undefined, ms: number, reason?: unknown): Deadline {
+/** `reason` is called only if the deadline fires: building an Error captures a stack, too costly per request. */
+export function deadline(parent: AbortSignal | undefined, ms: number, reason?: () => unknown): Deadline {
   const ctl = new AbortController();
   let expired = false;
   let timer: NodeJS.Timeout | undefined;
@@ -25,7 +26,7 @@ export function deadline(parent: AbortSignal | undefined, ms: number, reason?: u
   if (ms > 0 && !ctl.signal.aborted) {
     timer = setTimeout(() => {
       expired = true;
-      ctl.abort(reason);
+      ctl.abort(reason?.());
     }, ms);
   }
   return {

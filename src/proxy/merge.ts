@@ -14,7 +14,7 @@ export function mergeTimeout(endpointTimeoutMs: number): number {
 
 export function parallelMerge(parts: Proxy[], timeoutMs: number): Proxy {
   return (req) => {
-    const d = deadline(req.signal, timeoutMs, new TimeoutError());
+    const d = deadline(req.signal, timeoutMs, () => new TimeoutError());
     const child: ProxyRequest = { ...req, signal: d.signal };
     const results: (ProxyResponse | Error | undefined)[] = new Array(parts.length);
     return new Promise<ProxyResponse>((resolve, reject) => {
@@ -85,7 +85,7 @@ export function sequentialMerge(parts: Proxy[], placeholders: string[][], timeou
     }),
   );
   return async (req) => {
-    const d = deadline(req.signal, timeoutMs, new TimeoutError());
+    const d = deadline(req.signal, timeoutMs, () => new TimeoutError());
     const datas: Data[] = [];
     let merged: Data | undefined;
     let complete = true;

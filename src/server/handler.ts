@@ -27,6 +27,7 @@ export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const plan = holder.plan;
     const cfg = plan.config;
+    if (plan.accessLog) logAccess(plan, req, res);
     const refusal = refuse(req);
     if (refusal) return badRequest(res, refusal);
 
@@ -77,7 +78,7 @@ async function serveEndpoint(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const d = deadline(undefined, ep.timeoutMs, new TimeoutError());
+  const d = deadline(undefined, ep.timeoutMs, () => new TimeoutError());
   // A client that goes away cancels its backend calls.
   const onClose = () => {
     if (!res.writableFinished) d.abort(new GatewayError(499, 'client closed the connection'));
@@ -109,6 +110,17 @@ async function serveEndpoint(
     d.dispose();
     res.off('close', onClose);
   }
+}
+
+function logAccess(plan: Plan, req: IncomingMessage, res: ServerResponse): void {
+  const started = performance.now();
+  const log = plan.accessLog!;
+  res.once('finish', () => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const client = plan.addressing.clientIp(req.socket.remoteAddress ?? '', req.headers);
+    log.record(req.method ?? '', q < 0 ? url : url.slice(0, q), res.statusCode, started, client);
+  });
 }
 
 function logErrors(ep: CompiledEndpoint, errors: Error[]): void {

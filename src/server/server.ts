@@ -1,7 +1,6 @@
 // The data-plane listener: node:http (or https for `tls`), the handler, the
 // current Plan behind one reference, and a bounded graceful shutdown.
 
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -9,6 +8,7 @@ import type { Plan } from '../plan/plan.ts';
 import { log } from '../telemetry/log.ts';
 import type { HealthInfo } from './builtins.ts';
 import { createHandler } from './handler.ts';
+import { tlsServerOptions } from './tls.ts';
 
 export interface GatewayOptions {
   health?: HealthInfo;
@@ -36,19 +36,7 @@ export class Gateway {
       // Let duplicate Host headers through so the handler can refuse them with a clear 400.
       joinDuplicateHeaders: false,
     };
-    if (cfg.tls) {
-      const tls = cfg.tls;
-      this.server = createHttpsServer({
-        ...serverOpts,
-        cert: readFileSync(tls.publicKey),
-        key: readFileSync(tls.privateKey),
-        minVersion: tls.minVersion ?? 'TLSv1.2',
-        ...(tls.maxVersion ? { maxVersion: tls.maxVersion } : {}),
-        ...(tls.caCerts.length ? { ca: tls.caCerts.map((f) => readFileSync(f)), requestCert: true, rejectUnauthorized: tls.requireClientCert } : {}),
-      }, handler);
-    } else {
-      this.server = createHttpServer(serverOpts, handler);
-    }
+    this.server = cfg.tls ? createHttpsServer({ ...serverOpts, ...tlsServerOptions(cfg.tls) }, handler) : createHttpServer(serverOpts, handler);
     if (cfg.writeTimeoutMs > 0) this.server.timeout = cfg.writeTimeoutMs;
     this.server.on('clientError', onClientError);
   }

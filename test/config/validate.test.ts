@@ -137,10 +137,11 @@ test('{respN_...} placeholders need a sequential endpoint and an earlier backend
   assert.match(self.expected, /earlier backend/);
 });
 
-test('a {param} inside a segment is a parameter only with disable_rest', () => {
+test('a {param} inside an endpoint segment is never a parameter; url_patterns may use one inside a segment', () => {
   const endpoint = { endpoint: '/file.{ext}', backend: [{ url_pattern: '/f.{ext}' }] };
-  assert.match(errorAt(withEndpoint(endpoint), `${B0}.url_pattern`).found, /disable_rest/);
-  assertValid(withEndpoint(endpoint, { disable_rest: true }));
+  assert.match(errorAt(withEndpoint(endpoint), `${B0}.url_pattern`).found, /whole path segment/);
+  assert.match(errorAt(withEndpoint(endpoint, { disable_rest: true }), `${B0}.url_pattern`).found, /whole path segment/);
+  assertValid(withEndpoint({ endpoint: '/file/{ext}', backend: [{ url_pattern: '/f.{ext}.json' }] }));
 });
 
 test('no-op output encoding allows a single backend only', () => {

@@ -1,0 +1,32 @@
+// One access-log line per request (KrakenD logs every request unless
+// router.disable_access_log). Lines are JSON on stdout, batched into one
+// write per event-loop turn so logging stays off the request's critical path.
+
+export interface AccessLog {
+  record(method: string, path: string, status: number, startedAt: number, client: string): void;
+}
+
+export function createAccessLog(opts: { disabled: boolean; skipPaths: string[]; out?: NodeJS.WritableStream }): AccessLog | undefined {
+  if (opts.disabled) return undefined;
+  const skip = new Set(opts.skipPaths);
+  const out = opts.out ?? process.stdout;
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    const lines = pending;
+    pending = [];
+    out.write(lines.join(''));
+  };
+  return {
+    record(method, path, status, startedAt, client) {
+      if (skip.has(path)) return;
+      const ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
+      pending.push(`{"level":"info","time":"${new Date().toISOString()}","msg":"access","method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${status},"duration_ms":${ms},"client":${JSON.stringify(client)}}\n`);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+  };
+}
