@@ -24,12 +24,13 @@ export async function run(opts: RunOptions): Promise<number> {
   const config = result.config!;
   const started = Date.now();
   const plan = compilePlan(config);
-  const gateway = new Gateway(plan, { port: opts.port, forceDebug: opts.debug, health: () => ({ portico_version: VERSION }) });
+  let gateway: Gateway;
   let address;
   try {
+    gateway = new Gateway(plan, { port: opts.port, forceDebug: opts.debug, health: () => ({ portico_version: VERSION }) });
     address = await gateway.listen();
   } catch (err) {
-    process.stderr.write(`portico: cannot listen: ${(err as Error).message}\n`);
+    process.stderr.write(`portico: cannot start: ${(err as Error).message}\n`);
     await plan.close();
     return 1;
   }

@@ -104,6 +104,10 @@ function normalizeRouter(r: Raw): RouterOptions {
   return options;
 }
 
+function minOf(a: 'TLSv1.2' | 'TLSv1.3', b: 'TLSv1.2' | 'TLSv1.3' | undefined): 'TLSv1.2' | 'TLSv1.3' {
+  return b !== undefined && b < a ? b : a;
+}
+
 function normalizeTls(value: unknown): TlsConfig | undefined {
   if (!isPlainObject(value) || value.disabled === true) return undefined;
   const pairs: TlsConfig['keyPairs'] = [];
@@ -119,7 +123,9 @@ function normalizeTls(value: unknown): TlsConfig | undefined {
     publicKey: first.publicKey,
     privateKey: first.privateKey,
     keyPairs: pairs,
-    minVersion: TLS_VERSIONS[str(value.min_version) ?? ''] ?? D.DEFAULT_TLS_VERSION,
+    // A max_version written alone below the default min pulls the min down with it,
+    // rather than producing a server no client can reach.
+    minVersion: TLS_VERSIONS[str(value.min_version) ?? ''] ?? minOf(D.DEFAULT_TLS_VERSION, TLS_VERSIONS[str(value.max_version) ?? '']),
     maxVersion: TLS_VERSIONS[str(value.max_version) ?? ''] ?? D.DEFAULT_TLS_VERSION,
     caCerts: strings(value.ca_certs) ?? [],
     requireClientCert: bool(value.enable_mtls),

@@ -31,6 +31,8 @@ export class Gateway {
       // Slowloris protection: headers must arrive within read_header_timeout (10 s unless configured).
       headersTimeout: cfg.readHeaderTimeoutMs,
       requestTimeout: cfg.readTimeoutMs,
+      // Node checks those two timeouts on this interval (30 s by default): check often enough to honour them.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(cfg.readHeaderTimeoutMs / 4))),
       keepAliveTimeout: cfg.idleTimeoutMs > 0 ? cfg.idleTimeoutMs : 60_000,
       requireHostHeader: true,
       // Let duplicate Host headers through so the handler can refuse them with a clear 400.

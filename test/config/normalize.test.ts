@@ -280,3 +280,11 @@ test('tls maps KrakenD fields to Node names', () => {
   assert.equal(defaults.requireClientCert, false);
   assert.equal(assertValid(service({ tls: { disabled: true, public_key: 'c', private_key: 'k' } })).config!.tls, undefined);
 });
+
+test('tls: a max_version of TLS12 written alone lowers the default min_version with it', () => {
+  const tls = assertValid(service({ tls: { public_key: 'c.pem', private_key: 'k.pem', max_version: 'TLS12' } })).config!.tls!;
+  assert.equal(tls.minVersion, 'TLSv1.2');
+  assert.equal(tls.maxVersion, 'TLSv1.2');
+  const defaults = assertValid(service({ tls: { public_key: 'c.pem', private_key: 'k.pem' } })).config!.tls!;
+  assert.equal(defaults.minVersion, 'TLSv1.3');
+});

@@ -95,6 +95,23 @@ describe('malformed requests get a clear 4xx and never reach a backend', () => {
   });
 });
 
+describe('slow clients', () => {
+  it('a client that sends headers too slowly gets 408 after read_header_timeout (slowloris)', async () => {
+    const be = await startBackend((_req, res) => json(res, {}));
+    const gw = await startGateway({ host: [be.url], read_header_timeout: '300ms', endpoints: [{ endpoint: '/a', backend: [{ url_pattern: '/a' }] }] });
+    try {
+      const t0 = Date.now();
+      const text = await raw(gw.port, 'GET /a HTTP/1.1\r\nHost: x\r\nX-Slow: 1', 3000);
+      assert.match(text, /^HTTP\/1\.1 408/);
+      assert.ok(Date.now() - t0 < 2500, 'closed well before the client gave up');
+      assert.equal(be.requests.length, 0);
+    } finally {
+      await gw.close();
+      await be.close();
+    }
+  });
+});
+
 describe('misbehaving backends are errors for that request only', () => {
   let be: TestBackend;
   let resetter: Server;
