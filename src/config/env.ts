@@ -3,42 +3,25 @@
 // Only scalar and list keys can be overridden (not endpoints or extra_config).
 // Like KrakenD (viper), an empty variable counts as unset.
 
+import { SERVICE_RULES } from './validate.ts';
+
 export const ENV_PREFIXES = ['PORTICO_', 'KRAKEND_'] as const;
 
 type EnvKind = 'string' | 'integer' | 'boolean' | 'list';
 
-/** Top-level keys that can come from the environment, and how their text is read. */
-export const ENV_KEYS: Readonly<Record<string, EnvKind>> = {
-  name: 'string',
-  port: 'integer',
-  listen_ip: 'string',
-  host: 'list',
-  timeout: 'string',
-  cache_ttl: 'string',
-  output_encoding: 'string',
-  read_timeout: 'string',
-  write_timeout: 'string',
-  idle_timeout: 'string',
-  read_header_timeout: 'string',
-  idle_connection_timeout: 'string',
-  response_header_timeout: 'string',
-  expect_continue_timeout: 'string',
-  dialer_timeout: 'string',
-  dialer_fallback_delay: 'string',
-  dialer_keep_alive: 'string',
-  dns_cache_ttl: 'string',
-  max_idle_connections: 'integer',
-  max_idle_connections_per_host: 'integer',
-  max_header_bytes: 'integer',
-  debug_endpoint: 'boolean',
-  echo_endpoint: 'boolean',
-  disable_keep_alives: 'boolean',
-  disable_compression: 'boolean',
-  disable_rest: 'boolean',
-  allow_insecure_connections: 'boolean',
-  sequential_start: 'boolean',
-  use_h2c: 'boolean',
-};
+/**
+ * Top-level keys that can come from the environment, and how their text is read:
+ * every scalar key of the service schema, plus `host` as a list.
+ */
+export const ENV_KEYS: Readonly<Record<string, EnvKind>> = Object.fromEntries(
+  Object.entries(SERVICE_RULES).flatMap(([key, rule]): [string, EnvKind][] => {
+    if (key === 'host') return [[key, 'list']];
+    const kind = typeof rule === 'string' ? rule : rule.kind;
+    if (kind === 'string' || kind === 'duration') return [[key, 'string']];
+    if (kind === 'integer' || kind === 'boolean') return [[key, kind]];
+    return [];
+  }),
+);
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

@@ -162,3 +162,33 @@ describe('trusted proxies', () => {
     }
   });
 });
+
+describe('upstream connection pools', () => {
+  it('bound connections per host by max_idle_connections_per_host and reuse them (keep-alive)', async () => {
+    let active = 0;
+    let peak = 0;
+    const sockets = new Set<unknown>();
+    const a = await startBackend(async (req, res) => {
+      sockets.add(req.socket);
+      active++;
+      peak = Math.max(peak, active);
+      await new Promise((r) => setTimeout(r, 50));
+      active--;
+      json(res, { ok: true });
+    });
+    const gw = await startGateway({
+      host: [a.url],
+      max_idle_connections_per_host: 2,
+      endpoints: [{ endpoint: '/x', backend: [{ url_pattern: '/x' }] }],
+    });
+    try {
+      const results = await Promise.all(Array.from({ length: 10 }, () => get(gw.url, '/x')));
+      assert.ok(results.every((r) => r.status === 200));
+      assert.equal(peak, 2, 'never more than 2 requests in flight to the host');
+      assert.equal(sockets.size, 2, 'the 10 requests shared 2 keep-alive connections');
+    } finally {
+      await gw.close();
+      await a.close();
+    }
+  });
+});
