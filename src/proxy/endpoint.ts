@@ -2,6 +2,7 @@
 // then endpoint-level flatmap, then static data; shadow backends run beside it.
 
 import type { EndpointConfig, EndpointProxyOptions } from '../config/types.ts';
+import { mergeInto } from '../transform/data.ts';
 import { compileFlatmap } from '../transform/manipulate.ts';
 import { deadline } from './abort.ts';
 import { compileBackendProxy, type BackendDeps } from './backend.ts';
@@ -64,7 +65,7 @@ function withStatic(next: Proxy, opts: StaticOptions): Proxy {
     }
     // Static values are shared by every request: they are only ever assigned, never mutated.
     const merged = r ? r.data : {};
-    for (const k in data) merged[k] = data[k];
+    mergeInto(merged, data);
     const errors = err !== undefined ? [err as Error] : r?.errors;
     return { data: merged, complete: r ? r.complete : false, ...(errors ? { errors } : {}) };
   };

@@ -2,6 +2,7 @@
 // within 85% of the endpoint timeout, merged key by key in declaration order)
 // or in sequence (each may use {respN_field} from an earlier answer).
 
+import { mergeInto } from '../transform/data.ts';
 import { deadline } from './abort.ts';
 import { GatewayError, TimeoutError } from './errors.ts';
 import type { Data, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
@@ -57,7 +58,7 @@ function combine(results: (ProxyResponse | Error | undefined)[]): ProxyResponse 
       if (!r.complete) complete = false;
       if (r.errors) errors.push(...r.errors);
       if (data === undefined) data = r.data;
-      else Object.assign(data, r.data);
+      else mergeInto(data, r.data);
     }
   }
   if (data === undefined) throw allFailed(errors);
@@ -109,7 +110,7 @@ export function sequentialMerge(parts: Proxy[], placeholders: string[][], timeou
         datas[i] = r.data;
         if (!r.complete) complete = false;
         if (merged === undefined) merged = r.data;
-        else Object.assign(merged, r.data);
+        else mergeInto(merged, r.data);
       }
     } finally {
       d.dispose();

@@ -52,6 +52,11 @@ export function put(o: Data, k: string, v: unknown): void {
   else o[k] = v;
 }
 
+/** Merge `src` into `target` key by key (later keys overwrite), safe for "__proto__" keys. */
+export function mergeInto(target: Data, src: Data): void {
+  for (const k in src) put(target, k, src[k]);
+}
+
 /** A copy of `o` without `key`; undefined when nothing is left. */
 export function withoutKey(o: Data, key: string): Data | undefined {
   let out: Data | undefined;

@@ -173,3 +173,19 @@ describe('router.return_error_msg', () => {
     }
   });
 });
+
+describe('hostile backend data', () => {
+  it('a "__proto__" key from a backend is merged as data, never as a prototype', async () => {
+    const be = await startBackend((req, res) => json(res, req.url === '/a' ? '{"__proto__":{"polluted":true},"a":1}' : { b: 2 }));
+    const gw = await startGateway({ host: [be.url], endpoints: [{ endpoint: '/m', backend: [{ url_pattern: '/b' }, { url_pattern: '/a' }] }] });
+    try {
+      const r = await get(gw.url, '/m');
+      assert.equal(r.status, 200);
+      assert.deepEqual(JSON.parse(r.body), JSON.parse('{"b":2,"__proto__":{"polluted":true},"a":1}'));
+      assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    } finally {
+      await gw.close();
+      await be.close();
+    }
+  });
+});
