@@ -4,10 +4,15 @@ import { parseArgs } from 'node:util';
 import { VERSION } from '../version.ts';
 import { check } from './check.ts';
 import { run } from './run.ts';
+import { status } from './status.ts';
+import { parseDuration } from '../config/duration.ts';
 
 const USAGE = `Usage:
-  portico run -c FILE [-p PORT] [-d]   serve FILE (-p overrides port, -d enables /__debug)
+  portico run -c FILE [-p PORT] [-d] [--watch] [--cache-dir DIR] [--stale-after DURATION]
+        serve FILE (-p overrides port, -d enables /__debug, --watch reloads on change;
+        SIGHUP always reloads; the last known good config is kept in DIR)
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
+  portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -18,6 +23,9 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         port: { type: 'string', short: 'p' },
         debug: { type: 'boolean', short: 'd' },
+        watch: { type: 'boolean', short: 'w' },
+        'cache-dir': { type: 'string' },
+        'stale-after': { type: 'string' },
       });
       if (!values) return 2;
       const file = values.config as string | undefined;
@@ -27,7 +35,25 @@ export async function main(argv: string[]): Promise<number> {
         port = Number(values.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) return usage(`-p expects a port number, found "${values.port}"`);
       }
-      return run({ file, port, debug: values.debug === true });
+      let staleAfterMs: number | undefined;
+      if (values['stale-after'] !== undefined) {
+        staleAfterMs = parseDuration(values['stale-after'] as string);
+        if (staleAfterMs === undefined) return usage(`--stale-after expects a duration such as "5m", found "${values['stale-after']}"`);
+      }
+      return run({
+        file,
+        port,
+        debug: values.debug === true,
+        watch: values.watch === true,
+        cacheDir: values['cache-dir'] as string | undefined,
+        staleAfterMs,
+      });
+    }
+    case 'status':
+    case 'health': {
+      const { values } = parse(rest, { url: { type: 'string', short: 'u' }, json: { type: 'boolean' } });
+      if (!values) return 2;
+      return status((values.url as string | undefined) ?? 'http://127.0.0.1:8080', values.json === true);
     }
     case 'check': {
       const { values } = parse(rest, { config: { type: 'string', short: 'c' }, lint: { type: 'boolean' } });

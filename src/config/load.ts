@@ -6,7 +6,8 @@ import { applyEnvOverrides, type Env } from './env.ts';
 import { IssueCollector } from './issues.ts';
 import { isPlainObject } from './json-path.ts';
 import { normalizeConfig } from './normalize.ts';
-import { parseConfigText, type ConfigFormat } from './parse.ts';
+import { stripComments } from './comments.ts';
+import { parseConfigText, type ConfigFormat, type ParsedSource } from './parse.ts';
 import type { ConfigIssue, LoadResult } from './types.ts';
 import { validateConfig } from './validate.ts';
 
@@ -22,9 +23,20 @@ export interface LoadOptions {
 export function loadConfigText(text: string, file: string, opts: LoadOptions = {}): LoadResult {
   const parsed = parseConfigText(text, file, opts.format);
   if (!parsed.ok) return { errors: [parsed.issue], warnings: [] };
-  const { source } = parsed;
+  return loadParsed(parsed.source, file, opts);
+}
 
-  let raw = source.value;
+/**
+ * Validate a configuration that is already a value (from the last-known-good
+ * cache, a control plane or etcd). Issues carry JSON paths but no positions.
+ */
+export function loadConfigDocument(document: unknown, label: string, opts: LoadOptions = {}): LoadResult {
+  return loadParsed({ value: stripComments(document), locate: () => undefined, duplicateKeys: [] }, label, opts);
+}
+
+function loadParsed(source: ParsedSource, file: string, opts: LoadOptions): LoadResult {
+  const document = source.value;
+  let raw = document;
   let envSources = new Map<string, string>();
   if (isPlainObject(raw)) {
     const overridden = applyEnvOverrides(raw, opts.env ?? process.env);
@@ -41,7 +53,7 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
   const lintErrors = opts.lint ? c.warnings.map((w): ConfigIssue => ({ ...w, severity: 'error' })) : [];
   const errors = inFileOrder([...c.errors, ...lintErrors]);
   const warnings = opts.lint ? [] : inFileOrder(c.warnings);
-  const result: LoadResult = { errors, warnings, raw };
+  const result: LoadResult = { errors, warnings, raw, document };
   if (errors.length === 0 && isPlainObject(raw)) result.config = normalizeConfig(raw);
   return result;
 }

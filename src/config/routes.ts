@@ -24,7 +24,7 @@ export function routeKey(method: string, path: string): string {
 
 export const DEFAULT_HEALTH_PATH = '/__health';
 
-const RESERVED_PREFIXES = ['/__health', '/__debug', '/__echo', '/__catchall', '/__stats'];
+const RESERVED_PREFIXES = ['/__health', '/__ready', '/__debug', '/__echo', '/__catchall', '/__stats'];
 
 /** The reserved path `path` collides with, if any (the built-in endpoints and router.health_path). */
 export function reservedPath(path: string, healthPath: string): string | undefined {

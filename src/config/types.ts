@@ -149,4 +149,6 @@ export interface LoadResult {
   warnings: ConfigIssue[];
   /** The parsed document without comment keys and with environment overrides applied (absent when unparsable). */
   raw?: unknown;
+  /** The parsed document without comment keys, before environment overrides: what snapshots hash and persist. */
+  document?: unknown;
 }

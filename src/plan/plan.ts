@@ -26,8 +26,16 @@ export interface Plan {
   readonly router: Router<CompiledEndpoint>;
   readonly addressing: ClientAddressing;
   readonly upstream: Dispatcher;
+  /** Requests currently running on this plan; a retired plan waits for zero before releasing its pools. */
+  readonly usage: PlanUsage;
   /** Undefined when router.disable_access_log is set. */
   readonly accessLog: AccessLog | undefined;
-  /** Close upstream pools once no request uses this plan any more. */
-  close(): Promise<void>;
+  /** Release this plan's upstream pools once no request runs on it (bounded by `graceMs`). */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface PlanUsage {
+  active: number;
+  /** Set by close(): called when `active` drops to zero. */
+  onIdle: (() => void) | undefined;
 }

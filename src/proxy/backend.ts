@@ -22,7 +22,8 @@ export interface BackendDeps {
 const SUCCESS = new Set([200, 201]);
 
 export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: BackendDeps): Proxy {
-  const hosts = b.host;
+  // A host may carry a base path (http://api/v2): the pool is per origin, the path prefixes url_pattern.
+  const hosts = b.host.map(splitHost);
   let next = 0;
   const template = compileUrlTemplate(b.urlPattern);
   const filterQuery = compileQueryFilter(ep.inputQueryStrings, b.inputQueryStrings);
@@ -36,9 +37,10 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   const separator = template.hasQuery ? '&' : '?';
 
   return async function callBackend(req: ProxyRequest): Promise<ProxyResponse> {
-    const origin = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];
+    const host = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];
+    const origin = host.origin;
     const query = filterQuery(req.rawQuery);
-    const path = query === '' ? template.render(req) : template.render(req) + separator + query;
+    const path = host.basePath + (query === '' ? template.render(req) : template.render(req) + separator + query);
     let res: Dispatcher.ResponseData;
     try {
       res = await upstream.request({
@@ -90,6 +92,17 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     }
     return { data: transform ? transform(data) : data, complete: true };
   };
+}
+
+export interface HostParts {
+  origin: string;
+  basePath: string;
+}
+
+export function splitHost(host: string): HostParts {
+  const u = new URL(host);
+  const basePath = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
+  return { origin: u.origin, basePath };
 }
 
 function upstreamError(req: ProxyRequest, err: unknown, url: string): GatewayError {

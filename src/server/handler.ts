@@ -19,6 +19,8 @@ export interface PlanHolder {
 
 export interface HandlerOptions {
   health: HealthInfo;
+  /** Whether /__ready answers 200 (a real config applied, not draining) or 503. */
+  ready: () => boolean;
   /** -d on the command line: /__debug even when the config does not enable it. */
   forceDebug: boolean;
 }
@@ -38,6 +40,9 @@ export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
 
     if (!cfg.router.disableHealth && path === cfg.router.healthPath && method === 'GET') return serveHealth(res, opts.health);
     if (path.startsWith('/__')) {
+      if (path === '/__ready' && (method === 'GET' || method === 'HEAD')) {
+        return opts.ready() ? sendJson(res, 200, { ready: true }) : sendJson(res, 503, { ready: false });
+      }
       if ((cfg.debugEndpoint || opts.forceDebug) && (path === '/__debug' || path.startsWith('/__debug/'))) {
         return void withBody(req, res, cfg.maxBodyBytes, (body) => serveDebug(req, res, body));
       }
@@ -78,6 +83,8 @@ async function serveEndpoint(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
+  const usage = plan.usage;
+  usage.active++;
   const d = deadline(undefined, ep.timeoutMs, () => new TimeoutError());
   // A client that goes away cancels its backend calls.
   const onClose = () => {
@@ -109,6 +116,7 @@ async function serveEndpoint(
   } finally {
     d.dispose();
     res.off('close', onClose);
+    if (--usage.active === 0 && usage.onIdle) usage.onIdle();
   }
 }
 

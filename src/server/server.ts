@@ -12,6 +12,8 @@ import { tlsServerOptions } from './tls.ts';
 
 export interface GatewayOptions {
   health?: HealthInfo;
+  /** /__ready answers 200 while this says true (and the gateway is not draining). */
+  ready?: () => boolean;
   forceDebug?: boolean;
   /** Port override (-p); 0 picks a free port. */
   port?: number;
@@ -19,6 +21,7 @@ export interface GatewayOptions {
 
 export class Gateway {
   #plan: Plan;
+  #draining = false;
   readonly server: Server;
   readonly #opts: GatewayOptions;
 
@@ -26,7 +29,12 @@ export class Gateway {
     this.#plan = plan;
     this.#opts = opts;
     const cfg = plan.config;
-    const handler = createHandler(this, { health: opts.health ?? (() => ({})), forceDebug: opts.forceDebug ?? false });
+    const ready = opts.ready ?? (() => true);
+    const handler = createHandler(this, {
+      health: opts.health ?? (() => ({})),
+      ready: () => !this.#draining && ready(),
+      forceDebug: opts.forceDebug ?? false,
+    });
     const serverOpts = {
       // Slowloris protection: headers must arrive within read_header_timeout (10 s unless configured).
       headersTimeout: cfg.readHeaderTimeoutMs,
@@ -68,6 +76,7 @@ export class Gateway {
 
   /** Stop accepting, let in-flight requests finish for up to graceMs, then close what is left. */
   async shutdown(graceMs = 10_000): Promise<void> {
+    this.#draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);

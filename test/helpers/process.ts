@@ -1,7 +1,14 @@
 // Run the real `portico` command as a child process.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** Each test process gets its own cache directory unless a test sets PORTICO_CACHE_DIR itself. */
+const CACHE_DIR = mkdtempSync(join(tmpdir(), 'portico-cache-'));
+const childEnv = (env: Record<string, string>) => ({ ...process.env, PORTICO_CACHE_DIR: CACHE_DIR, ...env });
 
 export const BIN = fileURLToPath(new URL('../../bin/portico.js', import.meta.url));
 
@@ -13,7 +20,7 @@ export interface Finished {
 
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -33,7 +40,7 @@ export interface Running {
 /** Start `portico run` and resolve once it logs that it is listening. */
 export function startCli(args: string[], env: Record<string, string> = {}): Promise<Running> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const timer = setTimeout(() => {

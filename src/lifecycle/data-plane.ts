@@ -1,0 +1,256 @@
+// The data plane's lifecycle: it holds the current Snapshot and the listener,
+// and takes configurations offered by sources one at a time: version newer,
+// hash verified, validated, compiled off the hot path, swapped in with one
+// reference assignment, persisted as last known good. A rejected offer changes
+// nothing but what health reports.
+
+import { formatIssue, loadConfigDocument, loadConfigText } from '../config/load.ts';
+import type { Env } from '../config/env.ts';
+import type { LoadResult, ServiceConfig } from '../config/types.ts';
+import { compilePlan } from '../plan/compile.ts';
+import type { Plan } from '../plan/plan.ts';
+import { UpstreamPools } from '../proxy/upstream.ts';
+import { Gateway } from '../server/server.ts';
+import { log } from '../telemetry/log.ts';
+import { VERSION } from '../version.ts';
+import { configHash } from './canonical.ts';
+import { embeddedDefault } from './default-config.ts';
+import type { LastKnownGood, StoredSnapshot } from './last-known-good.ts';
+import { restartOnlyChanges } from './restart-only.ts';
+import type { Candidate, Snapshot } from './snapshot.ts';
+
+export interface DataPlaneOptions {
+  env?: Env;
+  /** -p: overrides the configured port. */
+  port?: number;
+  /** Listen address override (tests). */
+  listenIp?: string;
+  /** -d: /__debug even when the config does not enable it. */
+  debug?: boolean;
+  /** Where applied snapshots are persisted; undefined disables persistence. */
+  lastKnownGood?: LastKnownGood;
+  /** A source that keeps watching exists (control plane, etcd, file --watch). */
+  syncEnabled: boolean;
+  /** How long the source may be unreachable before health says degraded. */
+  staleAfterMs: number;
+  accessLogOut?: NodeJS.WritableStream;
+}
+
+export type OfferOutcome =
+  | { kind: 'applied'; snapshot: Snapshot; ms: number }
+  | { kind: 'unchanged' }
+  | { kind: 'ignored'; reason: string }
+  | { kind: 'rejected'; errors: string[] };
+
+export interface Rejection {
+  version: number | undefined;
+  hash: string | undefined;
+  source: string;
+  label: string;
+  errors: string[];
+  at: Date;
+}
+
+export class DataPlane {
+  readonly #opts: DataPlaneOptions;
+  readonly #pools = new UpstreamPools();
+  readonly #startedAt = Date.now();
+  #gateway: Gateway | undefined;
+  #current: Snapshot | undefined;
+  #rejected: Rejection | undefined;
+  #stored: StoredSnapshot | undefined;
+  #highestVersion = 0;
+  #lastSyncOk: number | undefined;
+  #lastSyncError: string | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  readonly #ignoredLogged = new Set<number>();
+  readonly #retiring = new Set<Promise<void>>();
+
+  constructor(opts: DataPlaneOptions) {
+    this.#opts = opts;
+  }
+
+  get current(): Snapshot | undefined {
+    return this.#current;
+  }
+
+  get rejected(): Rejection | undefined {
+    return this.#rejected;
+  }
+
+  get gateway(): Gateway | undefined {
+    return this.#gateway;
+  }
+
+  /** Read the last-known-good file once, so versions keep increasing across restarts. */
+  async loadLastKnownGood(): Promise<StoredSnapshot | undefined> {
+    this.#stored = await this.#opts.lastKnownGood?.load();
+    if (this.#stored) this.#highestVersion = Math.max(this.#highestVersion, this.#stored.version);
+    return this.#stored;
+  }
+
+  /** Serve the stored last-known-good snapshot (after loadLastKnownGood). */
+  restoreLastKnownGood(): Promise<OfferOutcome> {
+    const s = this.#stored;
+    if (!s) return Promise.resolve({ kind: 'ignored', reason: 'no last-known-good config' });
+    return this.offer({ source: 'last-known-good', label: this.#opts.lastKnownGood!.file, document: s.document, version: s.version, hash: s.hash }, { restoring: true });
+  }
+
+  /** Serve the embedded default: built-in endpoints only, not ready. */
+  applyDefault(): Promise<OfferOutcome> {
+    return this.offer({ source: 'default', label: '<embedded default>', document: embeddedDefault(), version: 0 }, { restoring: true });
+  }
+
+  /** Offer a configuration; offers are applied one at a time, in order. */
+  offer(c: Candidate, how: { restoring?: boolean } = {}): Promise<OfferOutcome> {
+    const run = this.#queue.then(() => this.#apply(c, how.restoring === true));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(c: Candidate, restoring: boolean): Promise<OfferOutcome> {
+    const started = performance.now();
+    const current = this.#current;
+    if (c.version !== undefined && current && current.source !== 'default' && c.version <= current.version && !restoring) {
+      if (!this.#ignoredLogged.has(c.version)) {
+        this.#ignoredLogged.add(c.version);
+        log('info', 'config version not newer than the current one, ignored', { offered: c.version, current: current.version, source: c.source });
+      }
+      return { kind: 'ignored', reason: `version ${c.version} is not newer than ${current.version}` };
+    }
+
+    const loaded: LoadResult = c.text !== undefined
+      ? loadConfigText(c.text, c.label, { env: this.#opts.env })
+      : loadConfigDocument(c.document, c.label, { env: this.#opts.env });
+    const hash = loaded.document === undefined ? undefined : configHash(loaded.document);
+    if (c.hash !== undefined && hash !== undefined && c.hash !== hash) {
+      return this.#reject(c, hash, [`${c.label}: content hash ${hash} does not match the announced hash ${c.hash}`]);
+    }
+    if (loaded.errors.length || !loaded.config) return this.#reject(c, hash, loaded.errors.map(formatIssue));
+    if (c.version === undefined && current && current.hash === hash && current.source !== 'default') {
+      this.#clearRejection(c.source);
+      return { kind: 'unchanged' };
+    }
+    for (const w of loaded.warnings) log('warn', formatIssue(w));
+
+    const version = c.version ?? (this.#stored?.hash === hash && !current ? this.#stored!.version : this.#highestVersion + 1);
+    let plan: Plan;
+    try {
+      plan = compilePlan(this.#adjust(loaded.config), { pools: this.#pools, accessLogOut: this.#opts.accessLogOut });
+    } catch (err) {
+      return this.#reject(c, hash, [`${c.label}: cannot compile: ${(err as Error).message}`]);
+    }
+    const snapshot: Snapshot = { version, hash: hash!, source: c.source, appliedAt: new Date(), document: loaded.document, config: plan.config };
+
+    if (!this.#gateway) {
+      this.#gateway = new Gateway(plan, {
+        forceDebug: this.#opts.debug,
+        health: () => this.health(),
+        ready: () => this.ready(),
+      });
+    } else {
+      for (const change of restartOnlyChanges(current!.config, plan.config)) {
+        log('warn', `${change} changed: takes effect after a restart`, { version });
+      }
+      const old = this.#gateway.swap(plan);
+      this.#retire(old);
+    }
+    this.#current = snapshot;
+    this.#highestVersion = Math.max(this.#highestVersion, version);
+    this.#clearRejection(c.source);
+    const ms = performance.now() - started;
+    log('info', 'config applied', { version, hash, source: c.source, endpoints: plan.config.endpoints.length, ms: Math.round(ms * 10) / 10 });
+    if (c.source !== 'default' && c.source !== 'last-known-good') await this.#persist(snapshot);
+    return { kind: 'applied', snapshot, ms };
+  }
+
+  /** Command-line overrides are part of the effective config, so restart-only checks compare like with like. */
+  #adjust(config: ServiceConfig): ServiceConfig {
+    const { port, listenIp } = this.#opts;
+    if (port === undefined && listenIp === undefined) return config;
+    return { ...config, ...(port !== undefined ? { port } : {}), ...(listenIp !== undefined ? { listenIp } : {}) };
+  }
+
+  #reject(c: Candidate, hash: string | undefined, errors: string[]): OfferOutcome {
+    this.#rejected = { version: c.version, hash, source: c.source, label: c.label, errors, at: new Date() };
+    log('error', 'config rejected; the current config keeps serving', {
+      source: c.source,
+      label: c.label,
+      version: c.version,
+      current_version: this.#current?.version,
+      errors,
+    });
+    return { kind: 'rejected', errors };
+  }
+
+  /** A good config from a real source ends the rejection; restoring a fallback does not. */
+  #clearRejection(source: Candidate['source']): void {
+    if (source !== 'default' && source !== 'last-known-good') this.#rejected = undefined;
+  }
+
+  async #persist(s: Snapshot): Promise<void> {
+    const lkg = this.#opts.lastKnownGood;
+    if (!lkg) return;
+    try {
+      await lkg.save(s);
+    } catch (err) {
+      log('error', 'cannot persist the last-known-good config; serving continues', { file: lkg.file, error: (err as Error).message });
+    }
+  }
+
+  #retire(old: Plan): void {
+    const grace = Math.max(0, ...old.config.endpoints.map((e) => e.timeoutMs)) + 5_000;
+    const p = old.close(grace).catch((err) => log('warn', 'closing a retired plan failed', { error: String(err) }));
+    this.#retiring.add(p);
+    void p.finally(() => this.#retiring.delete(p));
+  }
+
+  /** Sources report whether they could reach their origin. */
+  reportSync(ok: boolean, error?: string): void {
+    if (ok) {
+      this.#lastSyncOk = Date.now();
+      this.#lastSyncError = undefined;
+    } else {
+      this.#lastSyncError = error ?? 'unreachable';
+    }
+  }
+
+  ready(): boolean {
+    return this.#current !== undefined && this.#current.source !== 'default';
+  }
+
+  health(): Record<string, unknown> {
+    const now = Date.now();
+    const s = this.#current;
+    const syncBase = this.#lastSyncOk ?? this.#startedAt;
+    const stale = this.#opts.syncEnabled && now - syncBase > this.#opts.staleAfterMs;
+    const syncState = !this.#opts.syncEnabled ? 'disabled' : stale ? 'stale' : 'current';
+    const r = this.#rejected;
+    return {
+      status: stale || r ? 'degraded' : 'ok',
+      ready: this.ready(),
+      portico_version: VERSION,
+      config: s
+        ? { version: s.version, hash: s.hash, source: s.source, applied_at: s.appliedAt.toISOString(), endpoints: s.config.endpoints.length }
+        : null,
+      sync: {
+        state: syncState,
+        last_success_seconds_ago: this.#lastSyncOk === undefined ? null : Math.round((now - this.#lastSyncOk) / 100) / 10,
+        last_error: this.#lastSyncError ?? null,
+        stale_after_seconds: this.#opts.staleAfterMs / 1000,
+      },
+      rejected: r ? { version: r.version ?? null, hash: r.hash ?? null, source: r.source, label: r.label, errors: r.errors, at: r.at.toISOString() } : null,
+    };
+  }
+
+  async listen(): Promise<number> {
+    if (!this.#gateway) throw new Error('no configuration applied yet');
+    return (await this.#gateway.listen()).port;
+  }
+
+  async shutdown(graceMs: number): Promise<void> {
+    await this.#gateway?.shutdown(graceMs);
+    await Promise.all(this.#retiring);
+    await this.#pools.close();
+  }
+}
