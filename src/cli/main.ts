@@ -5,12 +5,17 @@ import { VERSION } from '../version.ts';
 import { check } from './check.ts';
 import { run } from './run.ts';
 import { status } from './status.ts';
+import { hostname } from 'node:os';
 import { parseDuration } from '../config/duration.ts';
+import { DEFAULT_ETCD_PREFIX, etcdKeys, NODE_ID } from '../controlplane/protocol.ts';
 
 const USAGE = `Usage:
   portico run -c FILE [-p PORT] [-d] [--watch] [--cache-dir DIR] [--stale-after DURATION]
         serve FILE (-p overrides port, -d enables /__debug, --watch reloads on change;
         SIGHUP always reloads; the last known good config is kept in DIR)
+  portico run --control-plane URL [--node-id ID] [--node-token T] [-c BOOTSTRAP] [...]
+  portico run --etcd URLS [--etcd-key KEY] [--node-id ID] [-c BOOTSTRAP] [...]
+        fleet mode: follow a control plane (long-poll watch) or an etcd key
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version`;
@@ -26,10 +31,18 @@ export async function main(argv: string[]): Promise<number> {
         watch: { type: 'boolean', short: 'w' },
         'cache-dir': { type: 'string' },
         'stale-after': { type: 'string' },
+        'control-plane': { type: 'string' },
+        'node-id': { type: 'string' },
+        'node-token': { type: 'string' },
+        etcd: { type: 'string' },
+        'etcd-key': { type: 'string' },
       });
       if (!values) return 2;
       const file = values.config as string | undefined;
-      if (!file) return usage('run needs -c FILE');
+      const cpUrl = values['control-plane'] as string | undefined;
+      const etcdUrls = values.etcd as string | undefined;
+      if (cpUrl && etcdUrls) return usage('use either --control-plane or --etcd, not both');
+      if (!file && !cpUrl && !etcdUrls) return usage('run needs -c FILE (or --control-plane URL / --etcd URLS)');
       let port: number | undefined;
       if (values.port !== undefined) {
         port = Number(values.port);
@@ -40,6 +53,9 @@ export async function main(argv: string[]): Promise<number> {
         staleAfterMs = parseDuration(values['stale-after'] as string);
         if (staleAfterMs === undefined) return usage(`--stale-after expects a duration such as "5m", found "${values['stale-after']}"`);
       }
+      const nodeId = (values['node-id'] as string | undefined) ?? process.env.PORTICO_NODE_ID ?? hostname();
+      if (!NODE_ID.test(nodeId)) return usage(`--node-id expects letters, digits, '.', '_' or '-' (at most 128), found "${nodeId}"`);
+      const nodeToken = (values['node-token'] as string | undefined) ?? process.env.PORTICO_NODE_TOKEN;
       return run({
         file,
         port,
@@ -47,6 +63,10 @@ export async function main(argv: string[]): Promise<number> {
         watch: values.watch === true,
         cacheDir: values['cache-dir'] as string | undefined,
         staleAfterMs,
+        controlPlane: cpUrl ? { url: cpUrl, nodeId, token: nodeToken } : undefined,
+        etcd: etcdUrls
+          ? { endpoints: etcdUrls.split(',').map((u) => u.trim()).filter(Boolean), key: (values['etcd-key'] as string | undefined) ?? etcdKeys(DEFAULT_ETCD_PREFIX).current, nodeId }
+          : undefined,
       });
     }
     case 'status':

@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import { defaultCacheDir, LastKnownGood } from '../lifecycle/last-known-good.ts';
-import { DataPlane } from '../lifecycle/data-plane.ts';
+import { ControlPlaneSource } from '../lifecycle/control-plane-source.ts';
+import { DataPlane, type OfferOutcome } from '../lifecycle/data-plane.ts';
+import { EtcdSource } from '../lifecycle/etcd-source.ts';
 import { FileSource } from '../lifecycle/file-source.ts';
+import { defaultCacheDir, LastKnownGood } from '../lifecycle/last-known-good.ts';
 import { log } from '../telemetry/log.ts';
 import { VERSION } from '../version.ts';
 
 export interface RunOptions {
-  file: string;
+  /** -c: the config file; in fleet mode the bundled fallback (optional). */
+  file?: string;
   port?: number;
   debug: boolean;
   /** Reload when the file changes (SIGHUP reloads in every mode). */
@@ -16,35 +19,71 @@ export interface RunOptions {
   cacheDir?: string;
   /** How long a watched source may fail before health says degraded. */
   staleAfterMs?: number;
+  controlPlane?: { url: string; nodeId: string; token?: string };
+  etcd?: { endpoints: string[]; key: string; nodeId: string };
   /** Called once listening (used by the quickstart and tests). */
   onListening?: (port: number) => void;
 }
 
+interface RemoteSource {
+  start(): void;
+  stop(): Promise<void>;
+  refresh(): void;
+}
+
+/** How long start-up waits for a remote source before falling back. */
+const FIRST_FETCH_MS = 3_000;
+
 /** Serve until SIGTERM/SIGINT; resolves to the exit code. */
 export async function run(opts: RunOptions): Promise<number> {
-  const file = resolve(opts.file);
+  const file = opts.file === undefined ? undefined : resolve(opts.file);
+  const remoteMode = opts.controlPlane !== undefined || opts.etcd !== undefined;
   const plane = new DataPlane({
     port: opts.port,
     debug: opts.debug,
-    lastKnownGood: new LastKnownGood(opts.cacheDir ?? defaultCacheDir(), cacheName(opts.cacheDir, file)),
-    syncEnabled: opts.watch === true,
+    lastKnownGood: new LastKnownGood(opts.cacheDir ?? defaultCacheDir(), cacheName(opts)),
+    syncEnabled: remoteMode || opts.watch === true,
     staleAfterMs: opts.staleAfterMs ?? 5 * 60_000,
   });
   await plane.loadLastKnownGood();
-  const source = new FileSource(file, plane);
+  const fileSource = file === undefined ? undefined : new FileSource(file, plane);
+  const remote: (RemoteSource & { first(): ReturnType<ControlPlaneSource['fetchOnce']> }) | undefined = opts.controlPlane
+    ? wrap(new ControlPlaneSource(plane, opts.controlPlane), (s) => s.fetchOnce(FIRST_FETCH_MS))
+    : opts.etcd
+      ? wrap(new EtcdSource(plane, { endpoints: opts.etcd.endpoints, key: opts.etcd.key, nodeId: opts.etcd.nodeId }), (s) => s.readOnce())
+      : undefined;
 
-  // Start-up order: the file; else the last known good config; else (only when
-  // watching, so a fixed file can still arrive) the embedded default, not ready.
-  const first = await source.read();
-  if (first.kind !== 'applied') {
-    const errors = first.kind === 'rejected' ? first.errors : first.kind === 'unreadable' ? [`${opts.file}: ${first.error}`] : [];
+  // Start-up order: the configured source; the last known good config; the
+  // bundled -c file (fleet mode); the embedded default (not ready) when
+  // something may still deliver a config (fleet mode or --watch).
+  const errors: string[] = [];
+  let applied = false;
+  const tried = (o: OfferOutcome | { kind: string; error?: string; errors?: string[] }) => {
+    if (o.kind === 'applied') applied = true;
+    else if ('errors' in o && o.errors) errors.push(...o.errors);
+    else if ('error' in o && o.error) errors.push(o.error);
+  };
+  if (remote) tried(await remote.first());
+  else if (fileSource) tried(await fileSource.read());
+  if (!applied) {
     for (const e of errors) process.stderr.write(e + '\n');
     const restored = await plane.restoreLastKnownGood();
     if (restored.kind === 'applied') {
-      log('warn', 'serving the last known good config instead of the file', { version: restored.snapshot.version, hash: restored.snapshot.hash });
-    } else if (opts.watch) {
+      applied = true;
+      log('warn', 'serving the last known good config', { version: restored.snapshot.version, hash: restored.snapshot.hash });
+    }
+  }
+  if (!applied && remote && fileSource) {
+    const bundled = await fileSource.read();
+    if (bundled.kind === 'applied') {
+      applied = true;
+      log('warn', 'serving the bundled config file until the source delivers one', { file });
+    } else tried(bundled);
+  }
+  if (!applied) {
+    if (remote || opts.watch) {
       await plane.applyDefault();
-      log('warn', 'serving the embedded default (built-in endpoints only, not ready) until the file is fixed', { file });
+      log('warn', 'serving the embedded default (built-in endpoints only, not ready) until a config arrives');
     } else {
       process.stderr.write(`portico: refusing to start: ${opts.file} has ${errors.length} error(s) and there is no last known good config\n`);
       await plane.shutdown(0);
@@ -62,12 +101,14 @@ export async function run(opts: RunOptions): Promise<number> {
   }
   const s = plane.current!;
   log('info', 'listening', { port, version: s.version, hash: s.hash, source: s.source, endpoints: s.config.endpoints.length, portico: VERSION });
-  if (opts.watch) source.watch();
+  if (remote) remote.start();
+  else if (opts.watch) fileSource?.watch();
   opts.onListening?.(port);
 
   const onHup = () => {
-    log('info', 'SIGHUP: reloading', { file });
-    void source.read(true);
+    log('info', 'SIGHUP: reloading');
+    if (remote) remote.refresh();
+    else void fileSource?.read(true);
   };
   process.on('SIGHUP', onHup);
 
@@ -77,9 +118,9 @@ export async function run(opts: RunOptions): Promise<number> {
       if (stopping) return;
       stopping = true;
       log('info', 'shutting down', { signal });
-      source.stop();
+      fileSource?.stop();
       process.off('SIGHUP', onHup);
-      plane.shutdown(10_000).then(
+      Promise.all([remote?.stop(), plane.shutdown(10_000)]).then(
         () => resolveExit(0),
         (err) => {
           log('error', 'shutdown failed', { error: String(err) });
@@ -92,8 +133,20 @@ export async function run(opts: RunOptions): Promise<number> {
   });
 }
 
-/** With the default cache directory, several instances may share it: one file per config path. */
-function cacheName(explicitDir: string | undefined, file: string): string {
-  if (explicitDir !== undefined) return 'last-known-good';
-  return 'last-known-good-' + createHash('sha256').update(file).digest('hex').slice(0, 12);
+function wrap<S extends RemoteSource>(source: S, first: (s: S) => ReturnType<ControlPlaneSource['fetchOnce']>) {
+  return { start: () => source.start(), stop: () => source.stop(), refresh: () => source.refresh(), first: () => first(source) };
+}
+
+/**
+ * With an explicit --cache-dir the file is last-known-good.json; in the shared
+ * default directory, one file per source so instances do not overwrite each other.
+ */
+function cacheName(opts: RunOptions): string {
+  if (opts.cacheDir !== undefined) return 'last-known-good';
+  const identity = opts.controlPlane
+    ? `cp:${opts.controlPlane.url}:${opts.controlPlane.nodeId}`
+    : opts.etcd
+      ? `etcd:${opts.etcd.endpoints.join(',')}:${opts.etcd.key}:${opts.etcd.nodeId}`
+      : `file:${resolve(opts.file ?? '')}`;
+  return 'last-known-good-' + createHash('sha256').update(identity).digest('hex').slice(0, 12);
 }

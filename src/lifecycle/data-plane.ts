@@ -42,6 +42,16 @@ export type OfferOutcome =
   | { kind: 'ignored'; reason: string }
   | { kind: 'rejected'; errors: string[] };
 
+export interface OfferHow {
+  /** For a last-known-good restore: the source that originally produced it. */
+  origin?: Candidate['source'];
+  allowOlder?: boolean;
+}
+
+function isRemote(source: Candidate['source']): boolean {
+  return source === 'control-plane' || source === 'etcd';
+}
+
 export interface Rejection {
   version: number | undefined;
   hash: string | undefined;
@@ -60,6 +70,10 @@ export class DataPlane {
   #rejected: Rejection | undefined;
   #stored: StoredSnapshot | undefined;
   #highestVersion = 0;
+  /** The newest version applied from a versioned source (control plane, etcd): offers must beat it. */
+  #remoteVersion: number | undefined;
+  /** The newest versioned offer that was rejected, so watchers wait for a newer one instead of re-offering it. */
+  #remoteRejected: number | undefined;
   #lastSyncOk: number | undefined;
   #lastSyncError: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
@@ -93,30 +107,34 @@ export class DataPlane {
   restoreLastKnownGood(): Promise<OfferOutcome> {
     const s = this.#stored;
     if (!s) return Promise.resolve({ kind: 'ignored', reason: 'no last-known-good config' });
-    return this.offer({ source: 'last-known-good', label: this.#opts.lastKnownGood!.file, document: s.document, version: s.version, hash: s.hash }, { restoring: true });
+    return this.offer({ source: 'last-known-good', label: this.#opts.lastKnownGood!.file, document: s.document, version: s.version, hash: s.hash }, { origin: s.source });
   }
 
   /** Serve the embedded default: built-in endpoints only, not ready. */
   applyDefault(): Promise<OfferOutcome> {
-    return this.offer({ source: 'default', label: '<embedded default>', document: embeddedDefault(), version: 0 }, { restoring: true });
+    return this.offer({ source: 'default', label: '<embedded default>', document: embeddedDefault(), version: 0 });
   }
 
-  /** Offer a configuration; offers are applied one at a time, in order. */
-  offer(c: Candidate, how: { restoring?: boolean } = {}): Promise<OfferOutcome> {
-    const run = this.#queue.then(() => this.#apply(c, how.restoring === true));
+  /**
+   * Offer a configuration; offers are applied one at a time, in order.
+   * `allowOlder` accepts a version that is not newer (after a source was reset, e.g. etcd wiped).
+   */
+  offer(c: Candidate, how: OfferHow = {}): Promise<OfferOutcome> {
+    const run = this.#queue.then(() => this.#apply(c, how));
     this.#queue = run.catch(() => {});
     return run;
   }
 
-  async #apply(c: Candidate, restoring: boolean): Promise<OfferOutcome> {
+  async #apply(c: Candidate, how: OfferHow): Promise<OfferOutcome> {
     const started = performance.now();
     const current = this.#current;
-    if (c.version !== undefined && current && current.source !== 'default' && c.version <= current.version && !restoring) {
+    const floor = this.#remoteVersion;
+    if (c.version !== undefined && isRemote(c.source) && floor !== undefined && c.version <= floor && !how.allowOlder) {
       if (!this.#ignoredLogged.has(c.version)) {
         this.#ignoredLogged.add(c.version);
-        log('info', 'config version not newer than the current one, ignored', { offered: c.version, current: current.version, source: c.source });
+        log('info', 'config version not newer than the current one, ignored', { offered: c.version, current: floor, source: c.source });
       }
-      return { kind: 'ignored', reason: `version ${c.version} is not newer than ${current.version}` };
+      return { kind: 'ignored', reason: `version ${c.version} is not newer than ${floor}` };
     }
 
     const loaded: LoadResult = c.text !== undefined
@@ -157,6 +175,10 @@ export class DataPlane {
     }
     this.#current = snapshot;
     this.#highestVersion = Math.max(this.#highestVersion, version);
+    if (isRemote(c.source) || (c.source === 'last-known-good' && how.origin !== undefined && isRemote(how.origin))) {
+      this.#remoteVersion = version;
+      this.#remoteRejected = undefined;
+    }
     this.#clearRejection(c.source);
     const ms = performance.now() - started;
     log('info', 'config applied', { version, hash, source: c.source, endpoints: plan.config.endpoints.length, ms: Math.round(ms * 10) / 10 });
@@ -172,6 +194,7 @@ export class DataPlane {
   }
 
   #reject(c: Candidate, hash: string | undefined, errors: string[]): OfferOutcome {
+    if (c.version !== undefined && isRemote(c.source)) this.#remoteRejected = Math.max(this.#remoteRejected ?? 0, c.version);
     this.#rejected = { version: c.version, hash, source: c.source, label: c.label, errors, at: new Date() };
     log('error', 'config rejected; the current config keeps serving', {
       source: c.source,
@@ -203,6 +226,23 @@ export class DataPlane {
     const p = old.close(grace).catch((err) => log('warn', 'closing a retired plan failed', { error: String(err) }));
     this.#retiring.add(p);
     void p.finally(() => this.#retiring.delete(p));
+  }
+
+  /** Record an offer a source could not even turn into a candidate (e.g. a malformed etcd value). */
+  refuse(c: Candidate, errors: string[]): OfferOutcome {
+    return this.#reject(c, undefined, errors);
+  }
+
+  /** What a watching source asks for: versions newer than both the applied and the last rejected one. */
+  remoteWatermark(): number {
+    return Math.max(this.#remoteVersion ?? 0, this.#remoteRejected ?? 0);
+  }
+
+  /** Forget the versioned floor (the source was reset): its next version applies even if lower. */
+  resetRemoteVersion(): void {
+    this.#remoteVersion = undefined;
+    this.#remoteRejected = undefined;
+    this.#ignoredLogged.clear();
   }
 
   /** Sources report whether they could reach their origin. */

@@ -1,0 +1,214 @@
+// etcd as a source (like APISIX): one key holds the current ConfigEnvelope.
+// The source reads it, watches it from the next revision, and re-reads
+// everything when the watch errors or is cancelled (compaction), when etcd's
+// cluster id changes, or when its revision went backwards (etcd wiped or
+// restored from a backup): then the envelope's version may be lower than what
+// the node applied, and the node follows etcd rather than ignoring it.
+// A periodic check also catches any change a broken watch missed. Reports
+// (ACK/NACK) go to <prefix>/nodes/<id>, next to the key.
+
+import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
+import { posix } from 'node:path';
+import type { ConfigEnvelope, NodeRecord } from '../controlplane/protocol.ts';
+import { log } from '../telemetry/log.ts';
+import { Backoff, pause } from './backoff.ts';
+import { nodeReport } from './control-plane-source.ts';
+import type { DataPlane, OfferOutcome } from './data-plane.ts';
+
+export interface EtcdSourceOptions {
+  endpoints: string[];
+  key: string;
+  nodeId: string;
+  /** How often the key's revision is checked besides the watch (ms). */
+  checkEveryMs?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+}
+
+interface Position {
+  clusterId: string;
+  /** etcd's store revision when we last looked. */
+  revision: number;
+  /** The key's mod_revision we last offered (0: absent). */
+  modRevision: number;
+}
+
+export class EtcdSource {
+  readonly #opts: EtcdSourceOptions;
+  readonly #plane: DataPlane;
+  readonly #client: Etcd3;
+  readonly #stop = new AbortController();
+  readonly #backoff: Backoff;
+  #watcher: Watcher | undefined;
+  #pos: Position | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #resyncing: Promise<void> | undefined;
+
+  constructor(plane: DataPlane, opts: EtcdSourceOptions) {
+    this.#plane = plane;
+    this.#opts = opts;
+    this.#backoff = new Backoff(opts.backoffBaseMs, opts.backoffCapMs);
+    this.#client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 2_000 });
+  }
+
+  /** Read the key once (start-up). */
+  async readOnce(): Promise<OfferOutcome | { kind: 'unreachable'; error: string } | { kind: 'none' }> {
+    try {
+      const outcome = await this.#fullRead();
+      return outcome ?? { kind: 'none' };
+    } catch (err) {
+      const error = errorText(err);
+      this.#plane.reportSync(false, error);
+      return { kind: 'unreachable', error };
+    }
+  }
+
+  start(): void {
+    void this.#resync();
+    this.#timer = setInterval(() => void this.#check(), this.#opts.checkEveryMs ?? 5_000);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#resyncing;
+    await this.#watcher?.cancel().catch(() => {});
+    this.#client.close();
+  }
+
+  /** Read everything again now (SIGHUP). */
+  refresh(): void {
+    void this.#resync();
+  }
+
+  /** Full re-read, then a fresh watch from the revision read; retried with backoff until it works. */
+  #resync(): Promise<void> {
+    this.#resyncing ??= (async () => {
+      const signal = this.#stop.signal;
+      while (!signal.aborted) {
+        try {
+          await this.#watcher?.cancel().catch(() => {});
+          this.#watcher = undefined;
+          await this.#fullRead();
+          await this.#watch();
+          this.#backoff.reset();
+          return;
+        } catch (err) {
+          const wait = this.#backoff.next();
+          this.#plane.reportSync(false, errorText(err));
+          if (this.#backoff.failures === 1 || this.#backoff.failures % 10 === 0) {
+            log('warn', 'etcd unreachable; serving the current config', { error: errorText(err), failures: this.#backoff.failures, retry_in_ms: Math.round(wait) });
+          }
+          await pause(wait, signal);
+        }
+      }
+    })().finally(() => (this.#resyncing = undefined));
+    return this.#resyncing;
+  }
+
+  async #fullRead(): Promise<OfferOutcome | undefined> {
+    const res = await this.#client.get(this.#opts.key).exec();
+    const clusterId = String(res.header.cluster_id);
+    const revision = Number(res.header.revision);
+    const prev = this.#pos;
+    if (prev && (prev.clusterId !== clusterId || revision < prev.revision)) {
+      log('warn', 'etcd was reset (revision went backwards or cluster changed); re-reading everything', {
+        previous_revision: prev.revision,
+        revision,
+        cluster_changed: prev.clusterId !== clusterId,
+      });
+      this.#plane.resetRemoteVersion();
+    }
+    this.#plane.reportSync(true);
+    const kv = res.kvs[0];
+    this.#pos = { clusterId, revision, modRevision: kv ? Number(kv.mod_revision) : 0 };
+    return kv ? this.#offer(kv) : undefined;
+  }
+
+  async #watch(): Promise<void> {
+    const from = this.#pos!.revision + 1;
+    const w = await this.#client.watch().key(this.#opts.key).startRevision(String(from)).create();
+    this.#watcher = w;
+    w.on('put', (kv) => {
+      this.#pos!.modRevision = Number(kv.mod_revision);
+      this.#pos!.revision = Math.max(this.#pos!.revision, Number(kv.mod_revision));
+      void this.#offer(kv);
+    });
+    w.on('delete', () => log('warn', 'the config key was deleted from etcd; keeping the current config', { key: this.#opts.key }));
+    w.on('connected', (r) => {
+      this.#plane.reportSync(true);
+      // After a reconnect: a lower revision or another cluster means etcd was wiped or restored.
+      const rev = Number(r.header?.revision ?? 0);
+      const cluster = String(r.header?.cluster_id ?? '');
+      if (this.#pos && (rev < this.#pos.revision || (cluster && cluster !== this.#pos.clusterId))) void this.#resync();
+    });
+    w.on('disconnected', (err) => this.#plane.reportSync(false, errorText(err)));
+    w.on('error', (err) => {
+      // A cancelled watch (compaction, or any other server-side cancel): start over.
+      log('warn', 'etcd watch failed; re-reading the key', { error: errorText(err) });
+      void this.#resync();
+    });
+  }
+
+  /** Periodic check: etcd reachable, not reset, and nothing missed by the watch. */
+  async #check(): Promise<void> {
+    if (this.#resyncing || this.#stop.signal.aborted || !this.#pos) return;
+    try {
+      const res = await this.#client.get(this.#opts.key).exec();
+      const revision = Number(res.header.revision);
+      const clusterId = String(res.header.cluster_id);
+      const mod = res.kvs[0] ? Number(res.kvs[0].mod_revision) : 0;
+      this.#plane.reportSync(true);
+      if (clusterId !== this.#pos.clusterId || revision < this.#pos.revision || mod !== this.#pos.modRevision) void this.#resync();
+      else this.#pos.revision = revision;
+    } catch (err) {
+      this.#plane.reportSync(false, errorText(err));
+    }
+  }
+
+  async #offer(kv: IKeyValue): Promise<OfferOutcome> {
+    const label = `etcd ${this.#opts.key}@${kv.mod_revision}`;
+    let env: ConfigEnvelope;
+    try {
+      env = parseEnvelope(kv.value.toString('utf8'));
+    } catch (err) {
+      // Written around the control plane and not even an envelope: refused like an invalid config.
+      const refused = this.#plane.refuse({ source: 'etcd', label }, [`${label}: ${(err as Error).message}`]);
+      await this.#report(refused);
+      return refused;
+    }
+    const outcome = await this.#plane.offer({ source: 'etcd', label, document: env.config, version: env.version, hash: env.hash });
+    await this.#report(outcome);
+    return outcome;
+  }
+
+  async #report(outcome: OfferOutcome): Promise<void> {
+    if (outcome.kind !== 'applied' && outcome.kind !== 'rejected') return;
+    const record: NodeRecord = { node: this.#opts.nodeId, last_seen: new Date().toISOString(), ...nodeReport(this.#plane, outcome) };
+    const nodesKey = posix.join(posix.dirname(this.#opts.key), 'nodes', this.#opts.nodeId);
+    try {
+      await this.#client.put(nodesKey).value(JSON.stringify(record));
+    } catch (err) {
+      log('warn', 'cannot report to etcd', { key: nodesKey, error: errorText(err) });
+    }
+  }
+}
+
+function parseEnvelope(text: string): ConfigEnvelope {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new Error('the value is not JSON');
+  }
+  const e = v as Partial<ConfigEnvelope>;
+  if (!e || typeof e !== 'object' || typeof e.version !== 'number' || typeof e.hash !== 'string' || !('config' in e)) {
+    throw new Error('the value is not a config envelope ({version, hash, config, ...}); publish through the control plane');
+  }
+  return e as ConfigEnvelope;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
