@@ -85,10 +85,41 @@ function parseJson(text: string, file: string): ParseOutcome {
     const err = e as MomoaError;
     return { ok: false, issue: syntaxIssue(file, 'valid JSON', describeJsonError(err, text), err.line, err.column) };
   }
-  const index = new PositionIndex();
   const duplicateKeys: PathSegment[][] = [];
-  indexJson(ast.body, [], index, duplicateKeys);
-  return { ok: true, source: { value: stripComments(JSON.parse(text)), locate: index.locate, duplicateKeys } };
+  findDuplicateKeys(ast.body, [], duplicateKeys);
+  // Positions are only needed to report a problem: index them on first use
+  // (indexing every node costs more than parsing on large configs).
+  let index: PositionIndex | undefined;
+  const root = ast.body;
+  const locate: Locate = (path, at) => {
+    if (!index) {
+      index = new PositionIndex();
+      indexJson(root, [], index);
+    }
+    return index.locate(path, at);
+  };
+  return { ok: true, source: { value: stripComments(JSON.parse(text)), locate, duplicateKeys } };
+}
+
+/** Keys written twice in one object; `path` is a shared stack, copied only when one is found. */
+function findDuplicateKeys(node: AnyNode, path: PathSegment[], dups: PathSegment[][]): void {
+  if (node.type === 'Object') {
+    const seen = new Set<string>();
+    for (const member of node.members) {
+      const name = member.name.type === 'String' ? member.name.value : member.name.name;
+      if (seen.has(name) && !isCommentKey(name)) dups.push([...path, name]);
+      seen.add(name);
+      path.push(name);
+      findDuplicateKeys(member.value, path, dups);
+      path.pop();
+    }
+  } else if (node.type === 'Array') {
+    node.elements.forEach((element, i) => {
+      path.push(i);
+      findDuplicateKeys(element.value, path, dups);
+      path.pop();
+    });
+  }
 }
 
 function describeJsonError(err: MomoaError, text: string): string {
@@ -106,22 +137,19 @@ function describeJsonError(err: MomoaError, text: string): string {
   return message;
 }
 
-function indexJson(node: AnyNode, path: PathSegment[], index: PositionIndex, dups: PathSegment[][]): void {
+function indexJson(node: AnyNode, path: PathSegment[], index: PositionIndex): void {
   const here = formatPath(path);
   if (node.loc) index.values.set(here, { line: node.loc.start.line, column: node.loc.start.column });
   if (node.type === 'Object') {
-    const seen = new Set<string>();
     for (const member of node.members) {
       const name = member.name.type === 'String' ? member.name.value : member.name.name;
       const childPath = [...path, name];
-      if (seen.has(name) && !isCommentKey(name)) dups.push(childPath);
-      seen.add(name);
       const loc = member.name.loc;
       if (loc) index.keys.set(formatPath(childPath), { line: loc.start.line, column: loc.start.column });
-      indexJson(member.value, childPath, index, dups);
+      indexJson(member.value, childPath, index);
     }
   } else if (node.type === 'Array') {
-    node.elements.forEach((element, i) => indexJson(element.value, [...path, i], index, dups));
+    node.elements.forEach((element, i) => indexJson(element.value, [...path, i], index));
   }
 }
 

@@ -64,7 +64,6 @@ export interface Rejection {
 export class DataPlane {
   readonly #opts: DataPlaneOptions;
   readonly #pools = new UpstreamPools();
-  readonly #startedAt = Date.now();
   #gateway: Gateway | undefined;
   #current: Snapshot | undefined;
   #rejected: Rejection | undefined;
@@ -76,6 +75,8 @@ export class DataPlane {
   #remoteRejected: number | undefined;
   #lastSyncOk: number | undefined;
   #lastSyncError: string | undefined;
+  /** When the source started failing (reset by its next success): stale is failing for longer than staleAfterMs. */
+  #failingSince: number | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   readonly #ignoredLogged = new Set<number>();
   readonly #retiring = new Set<Promise<void>>();
@@ -147,6 +148,7 @@ export class DataPlane {
     if (loaded.errors.length || !loaded.config) return this.#reject(c, hash, loaded.errors.map(formatIssue));
     if (c.version === undefined && current && current.hash === hash && current.source !== 'default') {
       this.#clearRejection(c.source);
+      log('info', 'config unchanged', { version: current.version, hash, source: c.source });
       return { kind: 'unchanged' };
     }
     for (const w of loaded.warnings) log('warn', formatIssue(w));
@@ -250,8 +252,10 @@ export class DataPlane {
     if (ok) {
       this.#lastSyncOk = Date.now();
       this.#lastSyncError = undefined;
+      this.#failingSince = undefined;
     } else {
       this.#lastSyncError = error ?? 'unreachable';
+      this.#failingSince ??= Date.now();
     }
   }
 
@@ -262,8 +266,8 @@ export class DataPlane {
   health(): Record<string, unknown> {
     const now = Date.now();
     const s = this.#current;
-    const syncBase = this.#lastSyncOk ?? this.#startedAt;
-    const stale = this.#opts.syncEnabled && now - syncBase > this.#opts.staleAfterMs;
+    // A source that is quiet but fine (a watched file nobody edits) is not stale; one failing for too long is.
+    const stale = this.#opts.syncEnabled && this.#failingSince !== undefined && now - this.#failingSince > this.#opts.staleAfterMs;
     const syncState = !this.#opts.syncEnabled ? 'disabled' : stale ? 'stale' : 'current';
     const r = this.#rejected;
     return {

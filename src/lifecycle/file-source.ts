@@ -32,6 +32,7 @@ export class FileSource {
   #lastText: string | undefined;
   #reading: Promise<ReadOutcome> | undefined;
   #again = false;
+  #againForce = false;
 
   constructor(file: string, plane: DataPlane, opts: FileSourceOptions = {}) {
     this.file = file;
@@ -44,13 +45,16 @@ export class FileSource {
   read(force = false): Promise<ReadOutcome> {
     if (this.#reading) {
       this.#again = true;
+      this.#againForce ||= force;
       return this.#reading;
     }
     this.#reading = this.#readAndOffer(force).finally(() => {
       this.#reading = undefined;
       if (this.#again) {
+        const again = this.#againForce;
         this.#again = false;
-        void this.read();
+        this.#againForce = false;
+        void this.read(again);
       }
     });
     return this.#reading;

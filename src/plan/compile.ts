@@ -22,7 +22,6 @@ export function compilePlan(config: ServiceConfig, opts: CompileOptions = {}): P
   const poolOptions = { connectionsPerHost: config.maxIdleConnectionsPerHost };
   const upstream = pools.dispatcher(poolOptions);
   const origins = new Set(config.endpoints.flatMap((ep) => ep.backends.flatMap((b) => b.host.map((h) => splitHost(h).origin))));
-  pools.acquire(poolOptions, origins);
   const usage: PlanUsage = { active: 0, onIdle: undefined };
   const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT };
   const router = new Router<CompiledEndpoint>({
@@ -40,6 +39,8 @@ export function compilePlan(config: ServiceConfig, opts: CompileOptions = {}): P
     };
     router.add(ep.endpoint, ep.method, compiled);
   }
+  // Acquired last: a compile that throws must not leave pool references behind.
+  pools.acquire(poolOptions, origins);
   return {
     config,
     router,
