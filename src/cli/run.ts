@@ -64,7 +64,12 @@ export async function run(opts: RunOptions): Promise<number> {
     else if ('error' in o && o.error) errors.push(o.error);
   };
   if (remote) tried(await remote.first());
-  else if (fileSource) tried(await fileSource.read());
+  else if (fileSource) {
+    const first = await fileSource.read();
+    // An unreadable file is as much a refused config as an invalid one: health shows it.
+    if (first.kind === 'unreadable') plane.refuse({ source: 'file', label: fileSource.file }, [`${opts.file}: ${first.error}`]);
+    tried(first);
+  }
   if (!applied) {
     for (const e of errors) process.stderr.write(e + '\n');
     const restored = await plane.restoreLastKnownGood();

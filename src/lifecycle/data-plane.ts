@@ -148,7 +148,11 @@ export class DataPlane {
     if (loaded.errors.length || !loaded.config) return this.#reject(c, hash, loaded.errors.map(formatIssue));
     if (c.version === undefined && current && current.hash === hash && current.source !== 'default') {
       this.#clearRejection(c.source);
-      log('info', 'config unchanged', { version: current.version, hash, source: c.source });
+      if (current.source === 'last-known-good') {
+        // The source now confirms the fallback's content: it is served from the source again.
+        this.#current = { ...current, source: c.source };
+        log('info', 'config confirmed by its source', { version: current.version, hash, source: c.source });
+      } else log('info', 'config unchanged', { version: current.version, hash, source: c.source });
       return { kind: 'unchanged' };
     }
     for (const w of loaded.warnings) log('warn', formatIssue(w));
