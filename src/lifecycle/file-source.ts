@@ -4,7 +4,7 @@
 // swaps. Events are debounced, and a file still being written (its size or
 // mtime moved while we read it) is read again later, never half-way.
 
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { log } from '../telemetry/log.ts';
@@ -15,6 +15,8 @@ export interface FileSourceOptions {
   debounceMs?: number;
   /** Files larger than this are refused without being read. */
   maxBytes?: number;
+  /** With watch(): also compare the file's stat this often (ms), for filesystems whose change events get lost. */
+  pollMs?: number;
 }
 
 export type ReadOutcome = OfferOutcome | { kind: 'unreadable'; error: string };
@@ -29,6 +31,9 @@ export class FileSource {
   readonly #maxBytes: number;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #lastStat = '';
+  readonly #pollMs: number;
   #lastText: string | undefined;
   #reading: Promise<ReadOutcome> | undefined;
   #again = false;
@@ -39,6 +44,7 @@ export class FileSource {
     this.#plane = plane;
     this.#debounceMs = opts.debounceMs ?? 150;
     this.#maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.#pollMs = opts.pollMs ?? 1_000;
   }
 
   /** Read the file now and offer it. Concurrent calls coalesce into one more read. */
@@ -60,9 +66,16 @@ export class FileSource {
     return this.#reading;
   }
 
-  /** Watch the file's directory; changes trigger a debounced read. */
+  /**
+   * Watch the file's directory; changes trigger a debounced read. A slow stat
+   * poll runs beside it: inotify events are lost on some filesystems (network
+   * mounts, some container bind mounts) and, rarely, under load.
+   */
   watch(): void {
     if (this.#watcher) return;
+    this.#lastStat = statKey(this.file);
+    this.#poll = setInterval(() => void this.#checkStat(), this.#pollMs);
+    this.#poll.unref();
     try {
       this.#watcher = watch(dirname(this.file), { persistent: false }, () => this.#schedule());
       this.#watcher.on('error', (err) => {
@@ -78,6 +91,15 @@ export class FileSource {
     this.#watcher?.close();
     this.#watcher = undefined;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#poll) clearInterval(this.#poll);
+  }
+
+  #checkStat(): void {
+    const now = statKey(this.file);
+    if (now !== this.#lastStat) {
+      this.#lastStat = now;
+      this.#schedule();
+    }
   }
 
   #schedule(): void {
@@ -116,5 +138,15 @@ export class FileSource {
       }
       await new Promise((r) => setTimeout(r, this.#debounceMs));
     }
+  }
+}
+
+/** What the poll compares: identity, size and mtime (or the error when there is no file). */
+function statKey(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}:${s.isDirectory()}`;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'error';
   }
 }
