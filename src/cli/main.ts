@@ -18,7 +18,11 @@ const USAGE = `Usage:
         fleet mode: follow a control plane (long-poll watch) or an etcd key
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
-  portico version                      print the version`;
+  portico version                      print the version
+  portico control-plane [--listen ADDR] [--store DIR | --etcd URLS [--etcd-prefix P]] [--admin-token T] [--node-token T]
+        serve the fleet's configurations (docs/fleet.md)
+  portico ctl publish -f FILE | history | get [V] | diff A B | rollback V | nodes  [--url URL] [--token T] [--json]
+        drive a control plane's admin API`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -82,6 +86,10 @@ export async function main(argv: string[]): Promise<number> {
       if (!file) return usage('check needs -c FILE');
       return check(file, values.lint === true);
     }
+    case 'control-plane': // loaded on demand: etcd and gRPC are heavy
+      return (await import('./control-plane.ts')).controlPlane(rest);
+    case 'ctl':
+      return (await import('./ctl.ts')).ctl(rest);
     case 'version':
     case '--version':
     case '-v':

@@ -48,6 +48,12 @@ export interface NodeRecord extends NodeReport {
   last_seen: string;
 }
 
+/** The 409 body of GET /v1/watch. `latest` is 0 when nothing is published. */
+export interface WatchConflict {
+  error: string;
+  latest: number;
+}
+
 /** Node ids: what a hostname, pod name or uuid can hold, nothing that could escape a path or key. */
 export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 

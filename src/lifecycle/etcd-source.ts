@@ -7,8 +7,9 @@
 // A periodic check also catches any change a broken watch missed. Reports
 // (ACK/NACK) go to <prefix>/nodes/<id>, next to the key.
 
-import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { posix } from 'node:path';
+import { createEtcdClient } from '../controlplane/etcd-client.ts';
 import type { ConfigEnvelope, NodeRecord } from '../controlplane/protocol.ts';
 import { log } from '../telemetry/log.ts';
 import { Backoff, pause } from './backoff.ts';
@@ -48,7 +49,7 @@ export class EtcdSource {
     this.#plane = plane;
     this.#opts = opts;
     this.#backoff = new Backoff(opts.backoffBaseMs, opts.backoffCapMs);
-    this.#client = new Etcd3({ hosts: opts.endpoints, dialTimeout: 2_000 });
+    this.#client = createEtcdClient(opts.endpoints);
   }
 
   /** Read the key once (start-up). */

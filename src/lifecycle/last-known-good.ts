@@ -4,10 +4,11 @@
 // file whose content does not match its hash (truncated, edited, corrupted) is
 // refused with a clear log line.
 
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { log } from '../telemetry/log.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 import { configHash } from './canonical.ts';
 import type { Snapshot, SnapshotSource } from './snapshot.ts';
 
@@ -47,27 +48,7 @@ export class LastKnownGood {
       document: s.document,
     };
     await mkdir(this.dir, { recursive: true });
-    const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
-    try {
-      const fh = await open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(JSON.stringify(stored));
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.file);
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => {});
-      throw err;
-    }
-    // The rename is durable only once the directory entry is.
-    const dh = await open(this.dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await writeFileAtomic(this.file, JSON.stringify(stored));
   }
 
   /** The stored snapshot, or undefined (with one log line saying why) when there is none usable. */
