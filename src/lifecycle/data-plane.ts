@@ -1,22 +1,20 @@
-// The data plane's lifecycle: it holds the current Snapshot and the listener,
-// and takes configurations offered by sources one at a time: version newer,
-// hash verified, validated, compiled off the hot path, swapped in with one
-// reference assignment, persisted as last known good. A rejected offer changes
-// nothing but what health reports.
+// The data plane's lifecycle: it holds the current Snapshot and takes
+// configurations offered by sources one at a time: version newer, hash
+// verified, validated, then handed to its Serving (compiled off the hot path,
+// swapped in with one reference assignment) and persisted as last known good.
+// A rejected offer changes nothing but what health reports.
 
 import { formatIssue, loadConfigDocument, loadConfigText } from '../config/load.ts';
 import type { Env } from '../config/env.ts';
 import type { LoadResult, ServiceConfig } from '../config/types.ts';
-import { compilePlan } from '../plan/compile.ts';
-import type { Plan } from '../plan/plan.ts';
-import { UpstreamPools } from '../proxy/upstream.ts';
-import { Gateway } from '../server/server.ts';
+import type { Gateway } from '../server/server.ts';
 import { log } from '../telemetry/log.ts';
 import { VERSION } from '../version.ts';
 import { configHash } from './canonical.ts';
 import { embeddedDefault } from './default-config.ts';
 import type { LastKnownGood, StoredSnapshot } from './last-known-good.ts';
-import { restartOnlyChanges } from './restart-only.ts';
+import { LocalServing } from './local-serving.ts';
+import type { Serving, ServingHooks } from './serving.ts';
 import type { Candidate, Snapshot } from './snapshot.ts';
 
 export interface DataPlaneOptions {
@@ -34,6 +32,8 @@ export interface DataPlaneOptions {
   /** How long the source may be unreachable before health says degraded. */
   staleAfterMs: number;
   accessLogOut?: NodeJS.WritableStream;
+  /** Where accepted snapshots are served; default: in this process. */
+  serving?: (hooks: ServingHooks) => Serving;
 }
 
 export type OfferOutcome =
@@ -63,8 +63,7 @@ export interface Rejection {
 
 export class DataPlane {
   readonly #opts: DataPlaneOptions;
-  readonly #pools = new UpstreamPools();
-  #gateway: Gateway | undefined;
+  readonly #serving: Serving;
   #current: Snapshot | undefined;
   #rejected: Rejection | undefined;
   #stored: StoredSnapshot | undefined;
@@ -79,10 +78,11 @@ export class DataPlane {
   #failingSince: number | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   readonly #ignoredLogged = new Set<number>();
-  readonly #retiring = new Set<Promise<void>>();
 
   constructor(opts: DataPlaneOptions) {
     this.#opts = opts;
+    const hooks: ServingHooks = { health: () => this.health(), ready: () => this.ready() };
+    this.#serving = opts.serving ? opts.serving(hooks) : new LocalServing(hooks, { debug: opts.debug, accessLogOut: opts.accessLogOut });
   }
 
   get current(): Snapshot | undefined {
@@ -94,7 +94,7 @@ export class DataPlane {
   }
 
   get gateway(): Gateway | undefined {
-    return this.#gateway;
+    return this.#serving.gateway;
   }
 
   /** Read the last-known-good file once, so versions keep increasing across restarts. */
@@ -158,26 +158,12 @@ export class DataPlane {
     for (const w of loaded.warnings) log('warn', formatIssue(w));
 
     const version = c.version ?? (this.#stored?.hash === hash && !current ? this.#stored!.version : this.#highestVersion + 1);
-    let plan: Plan;
+    const config = this.#adjust(loaded.config);
+    const snapshot: Snapshot = { version, hash: hash!, source: c.source, appliedAt: new Date(), document: loaded.document, config };
     try {
-      plan = compilePlan(this.#adjust(loaded.config), { pools: this.#pools, accessLogOut: this.#opts.accessLogOut });
+      await this.#serving.apply(snapshot, current);
     } catch (err) {
-      return this.#reject(c, hash, [`${c.label}: cannot compile: ${(err as Error).message}`]);
-    }
-    const snapshot: Snapshot = { version, hash: hash!, source: c.source, appliedAt: new Date(), document: loaded.document, config: plan.config };
-
-    if (!this.#gateway) {
-      this.#gateway = new Gateway(plan, {
-        forceDebug: this.#opts.debug,
-        health: () => this.health(),
-        ready: () => this.ready(),
-      });
-    } else {
-      for (const change of restartOnlyChanges(current!.config, plan.config)) {
-        log('warn', `${change} changed: takes effect after a restart`, { version });
-      }
-      const old = this.#gateway.swap(plan);
-      this.#retire(old);
+      return this.#reject(c, hash, [`${c.label}: cannot serve: ${(err as Error).message}`]);
     }
     this.#current = snapshot;
     this.#highestVersion = Math.max(this.#highestVersion, version);
@@ -187,7 +173,8 @@ export class DataPlane {
     }
     this.#clearRejection(c.source);
     const ms = performance.now() - started;
-    log('info', 'config applied', { version, hash, source: c.source, endpoints: plan.config.endpoints.length, ms: Math.round(ms * 10) / 10 });
+    log('info', 'config applied', { version, hash, source: c.source, endpoints: config.endpoints.length, ms: Math.round(ms * 10) / 10 });
+    this.#serving.healthChanged?.();
     if (c.source !== 'default' && c.source !== 'last-known-good') await this.#persist(snapshot);
     return { kind: 'applied', snapshot, ms };
   }
@@ -202,6 +189,7 @@ export class DataPlane {
   #reject(c: Candidate, hash: string | undefined, errors: string[]): OfferOutcome {
     if (c.version !== undefined && isRemote(c.source)) this.#remoteRejected = Math.max(this.#remoteRejected ?? 0, c.version);
     this.#rejected = { version: c.version, hash, source: c.source, label: c.label, errors, at: new Date() };
+    this.#serving.healthChanged?.();
     log('error', 'config rejected; the current config keeps serving', {
       source: c.source,
       label: c.label,
@@ -227,12 +215,6 @@ export class DataPlane {
     }
   }
 
-  #retire(old: Plan): void {
-    const grace = Math.max(0, ...old.config.endpoints.map((e) => e.timeoutMs)) + 5_000;
-    const p = old.close(grace).catch((err) => log('warn', 'closing a retired plan failed', { error: String(err) }));
-    this.#retiring.add(p);
-    void p.finally(() => this.#retiring.delete(p));
-  }
 
   /** Record an offer a source could not even turn into a candidate (e.g. a malformed etcd value). */
   refuse(c: Candidate, errors: string[]): OfferOutcome {
@@ -253,6 +235,7 @@ export class DataPlane {
 
   /** Sources report whether they could reach their origin. */
   reportSync(ok: boolean, error?: string): void {
+    const wasFailing = this.#failingSince !== undefined;
     if (ok) {
       this.#lastSyncOk = Date.now();
       this.#lastSyncError = undefined;
@@ -261,6 +244,7 @@ export class DataPlane {
       this.#lastSyncError = error ?? 'unreachable';
       this.#failingSince ??= Date.now();
     }
+    if (wasFailing !== (this.#failingSince !== undefined)) this.#serving.healthChanged?.();
   }
 
   ready(): boolean {
@@ -291,14 +275,11 @@ export class DataPlane {
     };
   }
 
-  async listen(): Promise<number> {
-    if (!this.#gateway) throw new Error('no configuration applied yet');
-    return (await this.#gateway.listen()).port;
+  listen(): Promise<number> {
+    return this.#serving.listen();
   }
 
-  async shutdown(graceMs: number): Promise<void> {
-    await this.#gateway?.shutdown(graceMs);
-    await Promise.all(this.#retiring);
-    await this.#pools.close();
+  shutdown(graceMs: number): Promise<void> {
+    return this.#serving.shutdown(graceMs);
   }
 }

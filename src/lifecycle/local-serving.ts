@@ -1,0 +1,71 @@
+// Serving in this process: compile a Plan with upstream pools shared across
+// reloads, swap it into the Gateway with one reference assignment, and retire
+// the old plan once its last request finished.
+
+import { compilePlan } from '../plan/compile.ts';
+import type { Plan } from '../plan/plan.ts';
+import { UpstreamPools } from '../proxy/upstream.ts';
+import { Gateway } from '../server/server.ts';
+import { log } from '../telemetry/log.ts';
+import { restartOnlyChanges } from './restart-only.ts';
+import type { Serving, ServingHooks } from './serving.ts';
+import type { Snapshot } from './snapshot.ts';
+
+export interface LocalServingOptions {
+  debug?: boolean;
+  accessLogOut?: NodeJS.WritableStream;
+}
+
+export class LocalServing implements Serving {
+  readonly #opts: LocalServingOptions;
+  readonly #hooks: ServingHooks;
+  readonly #pools = new UpstreamPools();
+  readonly #retiring = new Set<Promise<void>>();
+  #gateway: Gateway | undefined;
+
+  constructor(hooks: ServingHooks, opts: LocalServingOptions = {}) {
+    this.#hooks = hooks;
+    this.#opts = opts;
+  }
+
+  get gateway(): Gateway | undefined {
+    return this.#gateway;
+  }
+
+  async apply(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
+    const plan = compilePlan(next.config, { pools: this.#pools, accessLogOut: this.#opts.accessLogOut });
+    if (!this.#gateway) {
+      try {
+        this.#gateway = new Gateway(plan, { forceDebug: this.#opts.debug, health: this.#hooks.health, ready: this.#hooks.ready });
+      } catch (err) {
+        await plan.close(0);
+        throw err;
+      }
+      return;
+    }
+    if (previous) {
+      for (const change of restartOnlyChanges(previous.config, next.config)) {
+        log('warn', `${change} changed: takes effect after a restart`, { version: next.version });
+      }
+    }
+    this.#retire(this.#gateway.swap(plan));
+  }
+
+  #retire(old: Plan): void {
+    const grace = Math.max(0, ...old.config.endpoints.map((e) => e.timeoutMs)) + 5_000;
+    const p = old.close(grace).catch((err) => log('warn', 'closing a retired plan failed', { error: String(err) }));
+    this.#retiring.add(p);
+    void p.finally(() => this.#retiring.delete(p));
+  }
+
+  async listen(): Promise<number> {
+    if (!this.#gateway) throw new Error('no configuration applied yet');
+    return (await this.#gateway.listen()).port;
+  }
+
+  async shutdown(graceMs: number): Promise<void> {
+    await this.#gateway?.shutdown(graceMs);
+    await Promise.all(this.#retiring);
+    await this.#pools.close();
+  }
+}

@@ -1,0 +1,26 @@
+// Where an accepted snapshot is served. The DataPlane decides which snapshot
+// serves (versions, hashes, validation, last known good); a Serving compiles
+// and swaps it: in this process (LocalServing) or in every worker process
+// (ClusterServing, for --workers N).
+
+import type { Gateway } from '../server/server.ts';
+import type { Snapshot } from './snapshot.ts';
+
+export interface Serving {
+  /** Compile `next` and serve it; throws when it cannot be compiled (nothing changes then). */
+  apply(next: Snapshot, previous: Snapshot | undefined): Promise<void>;
+  /** Start listening (after the first apply); resolves to the port. */
+  listen(): Promise<number>;
+  /** Drain and stop. */
+  shutdown(graceMs: number): Promise<void>;
+  /** The health document changed (cluster mode pushes it to workers). */
+  healthChanged?(): void;
+  /** The in-process gateway, when there is one (tests). */
+  readonly gateway?: Gateway;
+}
+
+/** What a Serving asks its DataPlane for. */
+export interface ServingHooks {
+  health(): Record<string, unknown>;
+  ready(): boolean;
+}
