@@ -5,7 +5,7 @@ import { VERSION } from '../version.ts';
 import { check } from './check.ts';
 import { run } from './run.ts';
 import { status } from './status.ts';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { parseDuration } from '../config/duration.ts';
 import { DEFAULT_ETCD_PREFIX, etcdKeys, NODE_ID } from '../controlplane/protocol.ts';
 
@@ -16,6 +16,7 @@ const USAGE = `Usage:
   portico run --control-plane URL [--node-id ID] [--node-token T] [-c BOOTSTRAP] [...]
   portico run --etcd URLS [--etcd-key KEY] [--node-id ID] [-c BOOTSTRAP] [...]
         fleet mode: follow a control plane (long-poll watch) or an etcd key
+        --workers N: serving processes sharing the port (default $PORTICO_WORKERS, else one per CPU)
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version
@@ -40,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
         'node-token': { type: 'string' },
         etcd: { type: 'string' },
         'etcd-key': { type: 'string' },
+        workers: { type: 'string' },
       });
       if (!values) return 2;
       const file = values.config as string | undefined;
@@ -57,6 +59,12 @@ export async function main(argv: string[]): Promise<number> {
         staleAfterMs = parseDuration(values['stale-after'] as string);
         if (staleAfterMs === undefined) return usage(`--stale-after expects a duration such as "5m", found "${values['stale-after']}"`);
       }
+      const workersText = (values.workers as string | undefined) ?? process.env.PORTICO_WORKERS;
+      let workers = availableParallelism();
+      if (workersText !== undefined && workersText !== '') {
+        workers = Number(workersText);
+        if (!Number.isInteger(workers) || workers < 1 || workers > 256) return usage(`--workers expects a whole number from 1 to 256, found "${workersText}"`);
+      }
       const nodeId = (values['node-id'] as string | undefined) ?? process.env.PORTICO_NODE_ID ?? hostname();
       if (!NODE_ID.test(nodeId)) return usage(`--node-id expects letters, digits, '.', '_' or '-' (at most 128), found "${nodeId}"`);
       const nodeToken = (values['node-token'] as string | undefined) ?? process.env.PORTICO_NODE_TOKEN;
@@ -67,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
         watch: values.watch === true,
         cacheDir: values['cache-dir'] as string | undefined,
         staleAfterMs,
+        workers,
         controlPlane: cpUrl ? { url: cpUrl, nodeId, token: nodeToken } : undefined,
         etcd: etcdUrls
           ? { endpoints: etcdUrls.split(',').map((u) => u.trim()).filter(Boolean), key: (values['etcd-key'] as string | undefined) ?? etcdKeys(DEFAULT_ETCD_PREFIX).current, nodeId }

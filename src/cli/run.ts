@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
+import { ClusterServing } from '../lifecycle/cluster-serving.ts';
 import { ControlPlaneSource } from '../lifecycle/control-plane-source.ts';
 import { DataPlane, type OfferOutcome } from '../lifecycle/data-plane.ts';
 import { EtcdSource } from '../lifecycle/etcd-source.ts';
@@ -21,6 +22,8 @@ export interface RunOptions {
   staleAfterMs?: number;
   controlPlane?: { url: string; nodeId: string; token?: string };
   etcd?: { endpoints: string[]; key: string; nodeId: string };
+  /** Processes serving traffic; 1 serves in this process, more fork workers sharing the port. */
+  workers?: number;
   /** Called once listening (used by the quickstart and tests). */
   onListening?: (port: number) => void;
 }
@@ -44,6 +47,7 @@ export async function run(opts: RunOptions): Promise<number> {
     lastKnownGood: new LastKnownGood(opts.cacheDir ?? defaultCacheDir(), cacheName(opts)),
     syncEnabled: remoteMode || opts.watch === true,
     staleAfterMs: opts.staleAfterMs ?? 5 * 60_000,
+    serving: (opts.workers ?? 1) > 1 ? (hooks) => new ClusterServing(hooks, { workers: opts.workers!, debug: opts.debug }) : undefined,
   });
   await plane.loadLastKnownGood();
   const fileSource = file === undefined ? undefined : new FileSource(file, plane);
@@ -105,7 +109,7 @@ export async function run(opts: RunOptions): Promise<number> {
     return 1;
   }
   const s = plane.current!;
-  log('info', 'listening', { port, version: s.version, hash: s.hash, source: s.source, endpoints: s.config.endpoints.length, portico: VERSION });
+  log('info', 'listening', { port, workers: opts.workers ?? 1, version: s.version, hash: s.hash, source: s.source, endpoints: s.config.endpoints.length, portico: VERSION });
   if (remote) remote.start();
   else if (opts.watch) fileSource?.watch();
   opts.onListening?.(port);

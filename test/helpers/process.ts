@@ -6,9 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Each test process gets its own cache directory unless a test sets PORTICO_CACHE_DIR itself. */
+/**
+ * Each test process gets its own cache directory unless a test sets PORTICO_CACHE_DIR itself,
+ * and one serving process unless a test asks for workers (PORTICO_WORKERS or --workers).
+ */
 const CACHE_DIR = mkdtempSync(join(tmpdir(), 'portico-cache-'));
-const childEnv = (env: Record<string, string>) => ({ ...process.env, PORTICO_CACHE_DIR: CACHE_DIR, ...env });
+const childEnv = (env: Record<string, string>) => ({ ...process.env, PORTICO_CACHE_DIR: CACHE_DIR, PORTICO_WORKERS: '1', ...env });
 
 export const BIN = fileURLToPath(new URL('../../bin/portico.js', import.meta.url));
 

@@ -1,0 +1,142 @@
+// Serving on every core (--workers N): the primary process keeps the lifecycle
+// (sources, versions, validation, last known good) and hands each accepted
+// snapshot to N worker processes, which compile and swap it exactly like a
+// single process does. Workers share the listening port through node:cluster.
+// A worker that dies is replaced, and the replacement is given the current
+// snapshot before it starts accepting connections.
+
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import { log } from '../telemetry/log.ts';
+import type { Serving, ServingHooks } from './serving.ts';
+import type { Snapshot } from './snapshot.ts';
+import type { FromWorker, ToWorker } from './worker-protocol.ts';
+
+const WORKER_MAIN = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
+const REPLY_TIMEOUT_MS = 30_000;
+const HEALTH_PUSH_MS = 1_000;
+
+export interface ClusterServingOptions {
+  workers: number;
+  debug?: boolean;
+}
+
+export class ClusterServing implements Serving {
+  readonly #opts: ClusterServingOptions;
+  readonly #hooks: ServingHooks;
+  readonly #live = new Set<Worker>();
+  #current: Snapshot | undefined;
+  #listening = false;
+  #stopping = false;
+  #healthTimer: NodeJS.Timeout | undefined;
+
+  constructor(hooks: ServingHooks, opts: ClusterServingOptions) {
+    this.#hooks = hooks;
+    this.#opts = opts;
+    cluster.setupPrimary({ exec: WORKER_MAIN, serialization: 'advanced', silent: false });
+  }
+
+  async apply(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
+    if (this.#live.size === 0) {
+      await Promise.all(Array.from({ length: this.#opts.workers }, () => this.#spawn(next)));
+    } else {
+      const results = await Promise.allSettled([...this.#live].map((w) => this.#apply(w, next, previous)));
+      const failed = results.filter((r) => r.status === 'rejected');
+      // Workers compile what the primary validated: a failure is environmental (a TLS file gone).
+      // Workers that failed keep their old plan; fail the offer only if none took it.
+      if (failed.length === results.length) throw (failed[0] as PromiseRejectedResult).reason;
+      for (const f of failed) log('error', 'a worker could not apply the config', { error: String((f as PromiseRejectedResult).reason) });
+    }
+    this.#current = next;
+    this.healthChanged();
+  }
+
+  async listen(): Promise<number> {
+    const ports = await Promise.all([...this.#live].map((w) => this.#ask(w, { type: 'listen' }, 'listening')));
+    this.#listening = true;
+    this.#healthTimer = setInterval(() => this.healthChanged(), HEALTH_PUSH_MS);
+    this.#healthTimer.unref();
+    return (ports[0] as { port: number }).port;
+  }
+
+  healthChanged(): void {
+    const msg: ToWorker = { type: 'health', health: this.#hooks.health(), ready: this.#hooks.ready() };
+    for (const w of this.#live) send(w, msg);
+  }
+
+  async shutdown(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    if (this.#healthTimer) clearInterval(this.#healthTimer);
+    await Promise.all(
+      [...this.#live].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => w.process.kill('SIGKILL'), graceMs + 5_000);
+            w.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            send(w, { type: 'shutdown', graceMs });
+          }),
+      ),
+    );
+  }
+
+  /** Fork a worker, give it `snapshot`, and (once the fleet listens) make it listen too. */
+  async #spawn(snapshot: Snapshot): Promise<Worker> {
+    const w = cluster.fork({ PORTICO_WORKER_DEBUG: this.#opts.debug ? '1' : '' });
+    this.#live.add(w);
+    w.on('exit', (code, signal) => {
+      this.#live.delete(w);
+      if (this.#stopping) return;
+      log('error', 'worker died; starting a replacement', { pid: w.process.pid, code, signal });
+      if (this.#current) void this.#replace(this.#current);
+    });
+    await this.#apply(w, snapshot, undefined);
+    if (this.#listening) await this.#ask(w, { type: 'listen' }, 'listening');
+    send(w, { type: 'health', health: this.#hooks.health(), ready: this.#hooks.ready() });
+    return w;
+  }
+
+  async #replace(snapshot: Snapshot): Promise<void> {
+    try {
+      const w = await this.#spawn(snapshot);
+      log('info', 'worker replaced', { pid: w.process.pid, version: snapshot.version });
+    } catch (err) {
+      log('error', 'could not start a replacement worker; retrying', { error: String(err) });
+      setTimeout(() => {
+        if (!this.#stopping && this.#current) void this.#replace(this.#current);
+      }, 1_000).unref();
+    }
+  }
+
+  #apply(w: Worker, next: Snapshot, previous: Snapshot | undefined): Promise<unknown> {
+    return this.#ask(w, { type: 'apply', snapshot: next, previous }, 'applied');
+  }
+
+  /** Send a request and wait for its answer (or the worker's error, exit or silence). */
+  #ask(w: Worker, msg: ToWorker, expect: FromWorker['type']): Promise<FromWorker> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`worker ${w.process.pid} did not answer "${msg.type}" in time`)), REPLY_TIMEOUT_MS);
+      const onMessage = (m: FromWorker) => {
+        if (m.type === expect) done(undefined, m);
+        else if (m.type === 'failed' && m.request === msg.type) done(new Error(m.error));
+      };
+      const onExit = () => done(new Error(`worker ${w.process.pid} exited`));
+      const done = (err?: Error, m?: FromWorker) => {
+        clearTimeout(timer);
+        w.off('message', onMessage);
+        w.off('exit', onExit);
+        if (err) reject(err);
+        else resolve(m!);
+      };
+      w.on('message', onMessage);
+      w.once('exit', onExit);
+      send(w, msg);
+    });
+  }
+}
+
+function send(w: Worker, msg: ToWorker): void {
+  if (w.isConnected()) w.send(msg);
+}

@@ -1,0 +1,69 @@
+// A worker process (--workers N): serves what the primary sends. It compiles
+// and swaps plans exactly as a single process does (LocalServing); its health
+// and readiness are the primary's, plus which worker answered.
+
+import cluster from 'node:cluster';
+import { log } from '../telemetry/log.ts';
+import { LocalServing } from './local-serving.ts';
+import type { FromWorker, ToWorker } from './worker-protocol.ts';
+
+let health: Record<string, unknown> = {};
+let ready = false;
+let stopping = false;
+const serving = new LocalServing(
+  {
+    health: () => ({ ...health, worker: { id: cluster.worker?.id ?? 0, pid: process.pid } }),
+    ready: () => ready,
+  },
+  { debug: process.env.PORTICO_WORKER_DEBUG === '1' },
+);
+
+function reply(m: FromWorker): void {
+  if (process.connected) process.send!(m);
+}
+
+async function shutdown(graceMs: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  ready = false;
+  await serving.shutdown(graceMs);
+  process.exit(0);
+}
+
+process.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'apply':
+      serving.apply(m.snapshot, m.previous).then(
+        () => reply({ type: 'applied', version: m.snapshot.version }),
+        (err: Error) => reply({ type: 'failed', request: 'apply', error: err.message }),
+      );
+      return;
+    case 'listen':
+      serving.listen().then(
+        (port) => reply({ type: 'listening', port }),
+        (err: Error) => reply({ type: 'failed', request: 'listen', error: err.message }),
+      );
+      return;
+    case 'health':
+      health = m.health;
+      ready = m.ready;
+      return;
+    case 'shutdown':
+      void shutdown(m.graceMs);
+      return;
+  }
+});
+
+// The primary owns signals: SIGHUP reloads there, Ctrl-C (SIGINT to the whole
+// group) is handled there and reaches workers as a shutdown message. A SIGTERM
+// sent to this worker alone drains it, and the primary starts a replacement.
+process.on('SIGHUP', () => {});
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => void shutdown(10_000));
+// Losing the primary means nobody can replace or update this worker: drain and go.
+process.on('disconnect', () => {
+  if (!stopping) {
+    log('error', 'the primary process is gone; draining this worker');
+    void shutdown(10_000);
+  }
+});

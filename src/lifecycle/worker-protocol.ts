@@ -1,0 +1,14 @@
+// Messages between the primary and its workers (node:cluster IPC, structured clone).
+
+import type { Snapshot } from './snapshot.ts';
+
+export type ToWorker =
+  | { type: 'apply'; snapshot: Snapshot; previous: Snapshot | undefined }
+  | { type: 'listen' }
+  | { type: 'health'; health: Record<string, unknown>; ready: boolean }
+  | { type: 'shutdown'; graceMs: number };
+
+export type FromWorker =
+  | { type: 'applied'; version: number }
+  | { type: 'listening'; port: number }
+  | { type: 'failed'; request: ToWorker['type']; error: string };
