@@ -16,7 +16,17 @@ export function createAccessLog(opts: { disabled: boolean; skipPaths: string[]; 
     scheduled = false;
     const lines = pending;
     pending = [];
-    out.write(lines.join(''));
+    // Workers share stdout: a pipe write of at most PIPE_BUF (4096) bytes is atomic,
+    // so writes are cut at line ends below that and lines never interleave.
+    let chunk = '';
+    for (const line of lines) {
+      if (chunk.length + line.length > 4000 && chunk !== '') {
+        out.write(chunk);
+        chunk = '';
+      }
+      chunk += line;
+    }
+    if (chunk !== '') out.write(chunk);
   };
   return {
     record(method, path, status, startedAt, client) {

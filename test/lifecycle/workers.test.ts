@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
+import { get } from '../helpers/http.ts';
+import { startCli, type Running } from '../helpers/process.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'portico-workers-'));
+
+function config(be: string, tag: string): string {
+  return JSON.stringify({
+    version: 3,
+    host: [be],
+    extra_config: { router: { disable_access_log: true } },
+    endpoints: [
+      { endpoint: '/x', backend: [{ url_pattern: `/${tag}` }] },
+      { endpoint: '/slow', timeout: '5s', backend: [{ url_pattern: '/slow' }] },
+    ],
+  });
+}
+
+function writeAtomic(file: string, text: string): void {
+  writeFileSync(file + '.tmp', text);
+  renameSync(file + '.tmp', file);
+}
+
+interface WorkerHealth {
+  worker: { pid: number };
+  config: { version: number };
+}
+
+/** Ask /__health on fresh connections until every one of `n` workers answered with `version`. */
+async function workersAt(base: string, n: number, version: number, timeoutMs = 10_000): Promise<Set<number>> {
+  const seen = new Set<number>();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const h = (await get(base, '/__health')).json() as WorkerHealth;
+    if (h.config.version === version) seen.add(h.worker.pid);
+    if (seen.size >= n) return seen;
+    await sleep(5);
+  }
+  throw new Error(`only ${seen.size} of ${n} workers reached version ${version}`);
+}
+
+describe('--workers', () => {
+  let be: TestBackend;
+  let gw: Running;
+  let base: string;
+  const file = join(dir, 'portico.json');
+
+  before(async () => {
+    be = await startBackend(async (req, res) => {
+      if (req.url === '/slow') await sleep(800);
+      json(res, { from: req.url });
+    });
+    writeAtomic(file, config(be.url, 'v1'));
+    gw = await startCli(['run', '-c', file, '-p', '0', '--cache-dir', join(dir, 'cache'), '--workers', '2']);
+    base = `http://127.0.0.1:${gw.port}`;
+  });
+  after(async () => {
+    if (gw.child.exitCode === null) {
+      gw.child.kill('SIGKILL');
+      await gw.exited;
+    }
+    await be.close();
+  });
+
+  it('serves from two worker processes sharing one port', async () => {
+    const pids = await workersAt(base, 2, 1);
+    assert.equal(pids.size, 2);
+    assert.ok(![...pids].includes(gw.child.pid!), 'workers are not the primary');
+    assert.deepEqual((await get(base, '/x')).json(), { from: '/v1' });
+  });
+
+  it('a reload (SIGHUP) reaches every worker, and all converge on the same version', async () => {
+    writeAtomic(file, config(be.url, 'v2'));
+    gw.child.kill('SIGHUP');
+    const pids = await workersAt(base, 2, 2);
+    assert.equal(pids.size, 2);
+    for (let i = 0; i < 10; i++) assert.deepEqual((await get(base, '/x')).json(), { from: '/v2' });
+  });
+
+  it('a worker killed under load is replaced while the other keeps serving', async () => {
+    const before = await workersAt(base, 2, 2);
+    const victim = [...before][0];
+    const pool = new Pool(base, { connections: 8, pipelining: 1 });
+    let ok = 0;
+    let failed = 0;
+    let running = true;
+    const loops = Array.from({ length: 8 }, async () => {
+      while (running) {
+        try {
+          const r = await pool.request({ path: '/x', method: 'GET' });
+          await r.body.text();
+          if (r.statusCode === 200) ok++;
+          else failed++;
+        } catch {
+          failed++;
+        }
+      }
+    });
+    await sleep(300);
+    process.kill(victim, 'SIGKILL');
+    await sleep(1500);
+    running = false;
+    await Promise.all(loops);
+    await pool.close();
+    const after = await workersAt(base, 2, 2);
+    assert.ok(!after.has(victim), 'the killed worker is gone');
+    assert.equal(after.size, 2, 'a replacement serves beside the survivor');
+    assert.match(gw.output(), /"msg":"worker replaced"/);
+    // Only requests in flight on the killed worker's connections may fail: at most one per client connection.
+    assert.ok(failed <= 8, `${failed} failed requests (of ${ok + failed}) with 8 connections`);
+    assert.ok(ok > 100, `${ok} requests served during the test`);
+    console.log(`worker kill under load: ${ok} ok, ${failed} failed (in flight on the killed worker)`);
+  });
+
+  it('SIGTERM drains every worker: in-flight requests finish, then the process exits 0', async () => {
+    const inflight = [get(base, '/slow'), get(base, '/slow'), get(base, '/slow')];
+    await sleep(200);
+    gw.child.kill('SIGTERM');
+    const answers = await Promise.all(inflight);
+    for (const r of answers) assert.equal(r.status, 200);
+    assert.equal(await gw.exited, 0);
+  });
+});
