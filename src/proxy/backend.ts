@@ -6,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import type { BackendConfig, EndpointConfig } from '../config/types.ts';
 import { compileDecoder } from '../transform/decode.ts';
 import { compileBackendTransform } from '../transform/manipulate.ts';
-import { readLimited } from './body.ts';
+import { decodeContent, requestBuffered, type BufferedResponse } from './buffered-request.ts';
 import { BackendStatusError, GatewayError, TimeoutError } from './errors.ts';
 import { compileHeaderForwarder, isHopByHop } from './headers.ts';
 import { compileQueryFilter } from './query.ts';
@@ -41,47 +41,38 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     const origin = host.origin;
     const query = filterQuery(req.rawQuery);
     const path = host.basePath + (query === '' ? template.render(req) : template.render(req) + separator + query);
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await upstream.request({
-        origin,
-        path,
-        method,
-        headers: forwardHeaders(req),
-        body: req.body,
-        signal: req.signal,
-      });
-    } catch (err) {
-      throw upstreamError(req, err, origin + path);
-    }
+    const options = { origin, path, method, headers: forwardHeaders(req), body: req.body };
 
     if (noop) {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await upstream.request({ ...options, signal: req.signal });
+      } catch (err) {
+        throw upstreamError(req, err, origin + path);
+      }
       const headers: Record<string, string | string[] | undefined> = {};
       for (const name in res.headers) if (!isHopByHop(name) || name === 'content-length') headers[name] = res.headers[name];
       return { data: {}, complete: false, passthrough: { status: res.statusCode, headers, body: res.body } };
     }
 
+    let res: BufferedResponse;
     let raw: Buffer;
     try {
-      const declared = Number(res.headers['content-length']);
-      if (declared > maxBackendBodyBytes) {
-        res.body.destroy();
-        throw new GatewayError(500, `backend response body larger than ${maxBackendBodyBytes} bytes`);
-      }
-      raw = await readLimited(res.body, maxBackendBodyBytes, res.headers['content-encoding'] as string | undefined);
+      res = await requestBuffered(upstream, options, req.signal, maxBackendBodyBytes);
+      raw = await decodeContent(res.body, res.headers['content-encoding'], maxBackendBodyBytes);
     } catch (err) {
       throw upstreamError(req, err, origin + path);
     }
 
-    if (!SUCCESS.has(res.statusCode)) {
+    if (!SUCCESS.has(res.status)) {
       const contentType = res.headers['content-type'] as string | undefined;
       const text = raw.toString('utf8');
       if (errorDetailsKey) {
-        const detail = { http_status_code: res.statusCode, http_body: text, http_body_encoding: contentType ?? '' };
+        const detail = { http_status_code: res.status, http_body: text, http_body_encoding: contentType ?? '' };
         return { data: { [errorDetailsKey]: detail }, complete: false };
       }
-      if (b.returnErrorCode) throw new GatewayError(res.statusCode, 'invalid status code', { body: text, contentType });
-      throw new BackendStatusError(res.statusCode, text);
+      if (b.returnErrorCode) throw new GatewayError(res.status, 'invalid status code', { body: text, contentType });
+      throw new BackendStatusError(res.status, text);
     }
 
     let data: Data;

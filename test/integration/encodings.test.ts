@@ -96,3 +96,31 @@ describe('encodings through the gateway', () => {
     assert.deepEqual((await get(gw.url, '/flatmap')).json(), { user: { id: 1, secret: 's', tags: ['a'] }, username: 'n' });
   });
 });
+
+describe('compressed backend bodies', () => {
+  it('decodes a gzip or brotli body when Accept-Encoding was forwarded', async () => {
+    const { gzipSync, brotliCompressSync } = await import('node:zlib');
+    const be = await startBackend((req, res) => {
+      const body = Buffer.from(JSON.stringify({ packed: req.url }));
+      const enc = String(req.headers['accept-encoding'] ?? '');
+      if (enc.includes('br')) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'br' });
+        return void res.end(brotliCompressSync(body));
+      }
+      if (enc.includes('gzip')) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        return void res.end(gzipSync(body));
+      }
+      json(res, { plain: true });
+    });
+    const gw = await startGateway({ host: [be.url], endpoints: [{ endpoint: '/z', input_headers: ['Accept-Encoding'], backend: [{ url_pattern: '/z' }] }] });
+    try {
+      assert.deepEqual((await get(gw.url, '/z', { 'accept-encoding': 'gzip' })).json(), { packed: '/z' });
+      assert.deepEqual((await get(gw.url, '/z', { 'accept-encoding': 'br' })).json(), { packed: '/z' });
+      assert.deepEqual((await get(gw.url, '/z')).json(), { plain: true });
+    } finally {
+      await gw.close();
+      await be.close();
+    }
+  });
+});
