@@ -7,7 +7,11 @@ export class Backoff {
   readonly #capMs: number;
   #failures = 0;
 
-  constructor(baseMs = 500, capMs = 30_000) {
+  /**
+   * The 5 s cap bounds how long a gateway takes to notice its source is back;
+   * a refused connection costs next to nothing, even across a large fleet.
+   */
+  constructor(baseMs = 500, capMs = 5_000) {
     this.#baseMs = baseMs;
     this.#capMs = capMs;
   }

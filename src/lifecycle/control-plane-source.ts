@@ -56,7 +56,7 @@ export class ControlPlaneSource {
     await this.#loop;
   }
 
-  /** Ask the control plane again now instead of waiting for the held round to end. */
+  /** Ask the control plane again now instead of waiting for the held round (or the backoff pause) to end. */
   refresh(): void {
     this.#round.abort();
   }
@@ -80,7 +80,8 @@ export class ControlPlaneSource {
         if (this.#backoff.failures === 1 || this.#backoff.failures % 10 === 0) {
           log('warn', 'control plane unreachable; serving the current config', { url: this.#opts.url, error, failures: this.#backoff.failures, retry_in_ms: Math.round(wait) });
         }
-        await pause(wait, signal);
+        // SIGHUP (refresh) aborts this round's signal: it cuts the backoff pause short too.
+        await pause(wait, AbortSignal.any([signal, this.#round.signal]));
       }
     }
   }

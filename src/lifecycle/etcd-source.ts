@@ -44,6 +44,8 @@ export class EtcdSource {
   #pos: Position | undefined;
   #timer: NodeJS.Timeout | undefined;
   #resyncing: Promise<void> | undefined;
+  /** Aborted by refresh(): ends a backoff pause of the resync in progress. */
+  #wake: AbortController | undefined;
 
   constructor(plane: DataPlane, opts: EtcdSourceOptions) {
     this.#plane = plane;
@@ -80,6 +82,7 @@ export class EtcdSource {
 
   /** Read everything again now (SIGHUP). */
   refresh(): void {
+    this.#wake?.abort();
     void this.#resync();
   }
 
@@ -101,7 +104,8 @@ export class EtcdSource {
           if (this.#backoff.failures === 1 || this.#backoff.failures % 10 === 0) {
             log('warn', 'etcd unreachable; serving the current config', { error: errorText(err), failures: this.#backoff.failures, retry_in_ms: Math.round(wait) });
           }
-          await pause(wait, signal);
+          const wake = (this.#wake = new AbortController());
+          await pause(wait, AbortSignal.any([signal, wake.signal]));
         }
       }
     })().finally(() => (this.#resyncing = undefined));
@@ -178,6 +182,17 @@ export class EtcdSource {
       const refused = this.#plane.refuse({ source: 'etcd', label }, [`${label}: ${(err as Error).message}`]);
       await this.#report(refused);
       return refused;
+    }
+    // etcd is the source of truth and `current` only moves forward: a version at or
+    // below what this node applied, with other content, means etcd was restored or
+    // rewritten (possibly past its old revision, so the revision check cannot tell).
+    const applied = this.#plane.current;
+    if (env.version <= this.#plane.remoteWatermark() && env.hash !== applied?.hash && env.hash !== this.#plane.rejected?.hash) {
+      log('warn', 'etcd holds an older config version than this node applied (restored or rewritten); following etcd', {
+        version: env.version,
+        applied: applied?.version ?? null,
+      });
+      this.#plane.resetRemoteVersion();
     }
     const outcome = await this.#plane.offer({ source: 'etcd', label, document: env.config, version: env.version, hash: env.hash });
     await this.#report(outcome);
