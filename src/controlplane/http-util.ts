@@ -2,6 +2,8 @@
 // request bodies, and the errors handlers throw to answer with a status.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayError } from '../proxy/errors.ts';
+import { readRequestBody } from '../server/request-body.ts';
 
 /** Thrown by handlers (and helpers) to answer `status` with {error, ...extra}. */
 export class HttpError extends Error {
@@ -33,42 +35,14 @@ export function sendEmpty(res: ServerResponse, status: number): void {
   res.end();
 }
 
-/** The whole body, or HttpError 413 past `limit` bytes (checked against Content-Length first). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new HttpError(413, `request body too large (limit ${limit} bytes)`));
+/** The whole body (empty when there is none), or HttpError 413 past `limit` bytes / 400 when reading fails. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  try {
+    return (await readRequestBody(req, limit)) ?? Buffer.alloc(0);
+  } catch (err) {
+    const e = err as GatewayError;
+    throw new HttpError(e.status === 413 ? 413 : 400, e.status === 413 ? `request body too large (limit ${limit} bytes)` : e.message);
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        req.pause();
-        reject(new HttpError(413, `request body too large (limit ${limit} bytes)`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(new HttpError(400, `reading the request body: ${err.message}`));
-    };
-    function cleanup() {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    }
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
 }
 
 export function utf8(body: Buffer): string {

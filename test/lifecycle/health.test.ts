@@ -5,13 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configHash } from '../../src/lifecycle/canonical.ts';
 import { VERSION } from '../../src/version.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
+import { freePort } from '../helpers/etcd.ts';
 import { get } from '../helpers/http.ts';
 import { runCli, startCli, type Running } from '../helpers/process.ts';
 import { ChildLog, configFor, configText, servedTag, stopCli, tempDir, waitUntil, writeAtomic } from '../helpers/lifecycle-support.ts';
@@ -20,16 +21,6 @@ type Health = Record<string, any>;
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('health, readiness and portico status', { concurrency: 2 }, () => {
   let be: TestBackend;
