@@ -26,6 +26,8 @@ export class ClusterServing implements Serving {
   readonly #hooks: ServingHooks;
   readonly #live = new Set<Worker>();
   #current: Snapshot | undefined;
+  /** The newest snapshot handed out (set before workers confirm it): replacements start from it. */
+  #target: Snapshot | undefined;
   #listening = false;
   #stopping = false;
   #healthTimer: NodeJS.Timeout | undefined;
@@ -37,6 +39,7 @@ export class ClusterServing implements Serving {
   }
 
   async apply(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
+    this.#target = next;
     if (this.#live.size === 0) {
       await Promise.all(Array.from({ length: this.#opts.workers }, () => this.#spawn(next)));
     } else {
@@ -44,7 +47,10 @@ export class ClusterServing implements Serving {
       const failed = results.filter((r) => r.status === 'rejected');
       // Workers compile what the primary validated: a failure is environmental (a TLS file gone).
       // Workers that failed keep their old plan; fail the offer only if none took it.
-      if (failed.length === results.length) throw (failed[0] as PromiseRejectedResult).reason;
+      if (failed.length === results.length) {
+        this.#target = this.#current;
+        throw (failed[0] as PromiseRejectedResult).reason;
+      }
       for (const f of failed) log('error', 'a worker could not apply the config', { error: String((f as PromiseRejectedResult).reason) });
     }
     this.#current = next;
@@ -90,9 +96,13 @@ export class ClusterServing implements Serving {
       this.#live.delete(w);
       if (this.#stopping) return;
       log('error', 'worker died; starting a replacement', { pid: w.process.pid, code, signal });
-      if (this.#current) void this.#replace(this.#current);
+      const latest = this.#target ?? this.#current;
+      if (latest) void this.#replace(latest);
     });
     await this.#apply(w, snapshot, undefined);
+    // A newer snapshot may have been handed out while this worker started.
+    const target = this.#target;
+    if (target && target !== snapshot) await this.#apply(w, target, snapshot);
     if (this.#listening) await this.#ask(w, { type: 'listen' }, 'listening');
     send(w, { type: 'health', health: this.#hooks.health(), ready: this.#hooks.ready() });
     return w;
@@ -105,7 +115,8 @@ export class ClusterServing implements Serving {
     } catch (err) {
       log('error', 'could not start a replacement worker; retrying', { error: String(err) });
       setTimeout(() => {
-        if (!this.#stopping && this.#current) void this.#replace(this.#current);
+        const latest = this.#target ?? this.#current;
+        if (!this.#stopping && latest) void this.#replace(latest);
       }, 1_000).unref();
     }
   }
