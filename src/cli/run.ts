@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import { ClusterServing } from '../lifecycle/cluster-serving.ts';
 import { ControlPlaneSource } from '../lifecycle/control-plane-source.ts';
 import { DataPlane, type OfferOutcome } from '../lifecycle/data-plane.ts';
-import { EtcdSource } from '../lifecycle/etcd-source.ts';
 import { FileSource } from '../lifecycle/file-source.ts';
 import { defaultCacheDir, LastKnownGood } from '../lifecycle/last-known-good.ts';
 import { log } from '../telemetry/log.ts';
@@ -54,7 +53,7 @@ export async function run(opts: RunOptions): Promise<number> {
   const remote: (RemoteSource & { first(): ReturnType<ControlPlaneSource['fetchOnce']> }) | undefined = opts.controlPlane
     ? wrap(new ControlPlaneSource(plane, opts.controlPlane), (s) => s.fetchOnce(FIRST_FETCH_MS))
     : opts.etcd
-      ? wrap(new EtcdSource(plane, { endpoints: opts.etcd.endpoints, key: opts.etcd.key, nodeId: opts.etcd.nodeId }), (s) => s.readOnce())
+      ? wrap(await etcdSource(plane, opts.etcd), (s) => s.readOnce())
       : undefined;
 
   // Start-up order: the configured source; the last known good config; the
@@ -140,6 +139,12 @@ export async function run(opts: RunOptions): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** etcd's client (gRPC, protobuf) costs ~35 MB of memory: loaded only in etcd mode. */
+async function etcdSource(plane: DataPlane, etcd: NonNullable<RunOptions['etcd']>) {
+  const { EtcdSource } = await import('../lifecycle/etcd-source.ts');
+  return new EtcdSource(plane, { endpoints: etcd.endpoints, key: etcd.key, nodeId: etcd.nodeId });
 }
 
 function wrap<S extends RemoteSource>(source: S, first: (s: S) => ReturnType<ControlPlaneSource['fetchOnce']>) {
