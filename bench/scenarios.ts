@@ -1,0 +1,262 @@
+// The benchmark scenarios: the JSON bodies the backend serves, the Portico
+// configuration of each scenario, and the request paths each kind of system
+// is sent. nginx, @fastify/http-proxy and the direct backend are sent backend
+// paths (they forward the path unchanged); Portico is sent its endpoints.
+
+export type ScenarioId = 'a-1k' | 'a-64k' | 'b-1k' | 'b-64k' | 'c-agg' | 'd-1000';
+export type SystemId = 'portico' | 'nginx' | 'fastify' | 'direct';
+
+export interface Scenario {
+  id: ScenarioId;
+  title: string;
+  /** Paths sent to Portico / to the other systems (one is chosen per request when several). */
+  porticoPaths: string[];
+  proxyPaths: string[];
+  /** Systems this scenario runs on; the others are shown as n/a. */
+  systems: SystemId[];
+  /** What the non-Portico systems do here, printed under the table. */
+  note?: string;
+  /** Offered rate for the latency run: a fraction of this system's saturation rate in this scenario. */
+  rateFrom: SystemId;
+  /** Portico's endpoints (without host; bench fills in the backend origin). */
+  endpoints(origin: string): Record<string, unknown>[];
+  /** A check of Portico's answer (status 200 assumed): undefined when fine, else what is wrong. */
+  checkPortico(body: string): string | undefined;
+}
+
+// ---- bodies ----
+
+/** A deterministic pseudo-random generator (mulberry32), so bodies are the same every run. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
+
+/**
+ * A user-like object of exactly `size` bytes of JSON: scalar fields, a nested
+ * address, tags, an internal block the allow filter drops, and an items array
+ * (most of the bytes at 64 KiB), padded to size with a description string.
+ */
+export function userBody(size: number, seed = 1): string {
+  const rnd = prng(seed);
+  const word = () => WORDS[Math.floor(rnd() * WORDS.length)];
+  const items: Record<string, unknown>[] = [];
+  const obj: Record<string, unknown> = {
+    id: 1000 + seed,
+    name: `${word()} ${word()}`,
+    email: `${word()}.${word()}@example.com`,
+    status: 'active',
+    created_at: '2024-05-01T12:00:00Z',
+    address: { street: `${Math.floor(rnd() * 999)} ${word()} street`, city: word(), zip: '12345', country: 'NL' },
+    tags: [word(), word(), word()],
+    internal: { shard: 7, flags: ['a', 'b'], etag: 'x9f8e7d6' },
+    items,
+    description: '',
+  };
+  const base = () => JSON.stringify(obj).length;
+  while (base() < size - 200) {
+    items.push({ sku: `sku-${items.length}-${word()}`, qty: 1 + Math.floor(rnd() * 9), price: Math.round(rnd() * 10000) / 100, title: `${word()} ${word()}` });
+  }
+  const missing = size - base();
+  if (missing < 0) throw new Error(`body of ${size} bytes: ${base()} before padding`);
+  obj.description = 'x'.repeat(missing);
+  const text = JSON.stringify(obj);
+  if (text.length !== size) throw new Error(`body of ${size} bytes came out as ${text.length}`);
+  return text;
+}
+
+/** Three distinct ~1 KiB objects for the aggregation scenario. */
+export function aggregateBodies(): Record<string, string> {
+  const user = userBody(1024, 7);
+  const orders = JSON.stringify({
+    count: 6,
+    orders: Array.from({ length: 6 }, (_, i) => ({ id: `o-${i}`, total: 10 + i * 3.5, currency: 'EUR', state: i % 2 ? 'shipped' : 'open', lines: i + 1 })),
+    next: null,
+    note: 'y'.repeat(300),
+  });
+  const prefs = JSON.stringify({
+    locale: 'nl-NL',
+    theme: 'dark',
+    notifications: { email: true, sms: false, push: true },
+    newsletters: ['weekly', 'offers'],
+    privacy: { tracking: false, share: false },
+    shortcuts: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, `action-${i}`])),
+    blob: 'z'.repeat(300),
+  });
+  return { 'agg-user.json': user, 'agg-orders.json': orders, 'agg-prefs.json': prefs };
+}
+
+/** Every file the backend serves under /data/. */
+export function backendFiles(): Record<string, string> {
+  return { '1k.json': userBody(1024), '64k.json': userBody(64 * 1024), ...aggregateBodies() };
+}
+
+const ALLOW = ['id', 'name', 'email', 'status', 'address.city', 'address.country', 'items'];
+
+// ---- the 1,000-route configuration ----
+
+/** Four endpoint shapes, rotated, so the router has static, parameter and mixed segments to tell apart. */
+function routeShape(i: number): { endpoint: string; path: string } {
+  switch (i % 4) {
+    case 0:
+      return { endpoint: `/api/svc${i}/items/{id}`, path: `/api/svc${i}/items/${i * 7}` };
+    case 1:
+      return { endpoint: `/api/svc${i}/users/{id}/orders`, path: `/api/svc${i}/users/u${i}/orders` };
+    case 2:
+      return { endpoint: `/api/svc${i}/catalog/{category}/{sku}`, path: `/api/svc${i}/catalog/books/sku-${i}` };
+    default:
+      return { endpoint: `/api/svc${i}/status`, path: `/api/svc${i}/status` };
+  }
+}
+
+export const ROUTES = 1000;
+const routePaths = Array.from({ length: ROUTES }, (_, i) => routeShape(i).path);
+
+function routeEndpoints(origin: string, n = ROUTES): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) => {
+    const { endpoint } = routeShape(i);
+    return { endpoint, output_encoding: 'no-op', backend: [{ host: [origin], url_pattern: endpoint, encoding: 'no-op' }] };
+  });
+}
+
+/**
+ * A heavier 1,000-endpoint configuration for the compile-time target: the
+ * route shapes above with a mix of single and merged backends, allow/deny,
+ * mapping, group, collections and no-op.
+ */
+export function mixedConfig(origin: string, n = ROUTES): Record<string, unknown> {
+  const endpoints = Array.from({ length: n }, (_, i) => {
+    const { endpoint } = routeShape(i);
+    switch (i % 4) {
+      case 0:
+        return {
+          endpoint,
+          backend: [
+            { host: [origin], url_pattern: '/data/1k.json', allow: ALLOW, mapping: { email: 'mail' } },
+            { host: [origin], url_pattern: '/data/agg-orders.json', group: 'orders', deny: ['note'] },
+          ],
+        };
+      case 1:
+        return { endpoint, input_query_strings: ['page'], backend: [{ host: [origin], url_pattern: '/data/agg-orders.json', target: 'orders', is_collection: true }] };
+      case 2:
+        return { endpoint, output_encoding: 'no-op', backend: [{ host: [origin], url_pattern: endpoint, encoding: 'no-op' }] };
+      default:
+        return {
+          endpoint,
+          input_headers: ['Authorization'],
+          backend: [
+            { host: [origin], url_pattern: '/data/1k.json', allow: ['id', 'name'] },
+            { host: [origin], url_pattern: '/data/agg-prefs.json', group: 'prefs' },
+            { host: [origin], url_pattern: '/data/agg-orders.json', group: 'orders' },
+          ],
+        };
+    }
+  });
+  return porticoConfig(endpoints, 'bench mixed 1000');
+}
+
+/** A whole Portico configuration around `endpoints`: loopback only, no access log. */
+export function porticoConfig(endpoints: Record<string, unknown>[], name = 'portico bench'): Record<string, unknown> {
+  return {
+    version: 3,
+    name,
+    listen_ip: '127.0.0.1',
+    port: 8080,
+    timeout: '3s',
+    extra_config: { router: { disable_access_log: true } },
+    endpoints,
+  };
+}
+
+// ---- the scenarios ----
+
+function parses(body: string): Record<string, unknown> | string {
+  try {
+    const v = JSON.parse(body) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : 'not a JSON object';
+  } catch (err) {
+    return `not JSON: ${(err as Error).message}`;
+  }
+}
+
+function noop(size: '1k' | '64k'): Scenario {
+  const file = `/data/${size}.json`;
+  return {
+    id: `a-${size}`,
+    title: `(a) one backend, no-op, ${size === '1k' ? '1 KiB' : '64 KiB'}`,
+    porticoPaths: [`/noop/${size}`],
+    proxyPaths: [file],
+    systems: ['portico', 'nginx', 'fastify', 'direct'],
+    rateFrom: 'nginx',
+    endpoints: (origin) => [{ endpoint: `/noop/${size}`, output_encoding: 'no-op', backend: [{ host: [origin], url_pattern: file, encoding: 'no-op' }] }],
+    checkPortico: (body) => (body.length === (size === '1k' ? 1024 : 65536) ? undefined : `no-op body of ${body.length} bytes`),
+  };
+}
+
+function allow(size: '1k' | '64k'): Scenario {
+  const file = `/data/${size}.json`;
+  return {
+    id: `b-${size}`,
+    title: `(b) one backend, json + allow, ${size === '1k' ? '1 KiB' : '64 KiB'}`,
+    porticoPaths: [`/allow/${size}`],
+    proxyPaths: [file],
+    systems: ['portico', 'nginx', 'fastify', 'direct'],
+    note: 'nginx and @fastify/http-proxy only proxy here (they do not parse or filter JSON); Portico decodes, filters with allow and re-encodes.',
+    rateFrom: 'nginx',
+    endpoints: (origin) => [{ endpoint: `/allow/${size}`, backend: [{ host: [origin], url_pattern: file, allow: ALLOW }] }],
+    checkPortico: (body) => {
+      const o = parses(body);
+      if (typeof o === 'string') return o;
+      const keys = Object.keys(o).sort().join(',');
+      return keys === 'address,email,id,items,name,status' && !('street' in (o.address as object)) ? undefined : `allow kept ${keys}`;
+    },
+  };
+}
+
+const aggregate: Scenario = {
+  id: 'c-agg',
+  title: '(c) one endpoint aggregating three backends with group, 3 x ~1 KiB',
+  porticoPaths: ['/agg/42'],
+  proxyPaths: [],
+  systems: ['portico'],
+  note: 'nginx and @fastify/http-proxy cannot aggregate (n/a); the latency run offers 50% of Portico\'s own saturation rate.',
+  rateFrom: 'portico',
+  endpoints: (origin) => [
+    {
+      endpoint: '/agg/{id}',
+      backend: [
+        { host: [origin], url_pattern: '/data/agg-user.json', group: 'user' },
+        { host: [origin], url_pattern: '/data/agg-orders.json', group: 'orders' },
+        { host: [origin], url_pattern: '/data/agg-prefs.json', group: 'prefs' },
+      ],
+    },
+  ],
+  checkPortico: (body) => {
+    const o = parses(body);
+    if (typeof o === 'string') return o;
+    const keys = Object.keys(o).sort().join(',');
+    return keys === 'orders,prefs,user' ? undefined : `aggregate has ${keys}`;
+  },
+};
+
+const routes: Scenario = {
+  id: 'd-1000',
+  title: '(d) 1,000 endpoints, requests spread over 1,000 routes, no-op, 1 KiB',
+  porticoPaths: routePaths,
+  proxyPaths: routePaths,
+  systems: ['portico', 'nginx', 'fastify', 'direct'],
+  note: 'nginx and @fastify/http-proxy proxy every path with one prefix location/route; Portico routes among 1,000 endpoints (4 shapes, static and parameter segments).',
+  rateFrom: 'nginx',
+  endpoints: (origin) => routeEndpoints(origin),
+  checkPortico: (body) => (body.length === 1024 ? undefined : `no-op body of ${body.length} bytes`),
+};
+
+export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes];
