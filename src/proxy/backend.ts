@@ -10,7 +10,8 @@ import { decodeContent, requestBuffered, type BufferedResponse } from './buffere
 import { BackendStatusError, GatewayError, TimeoutError } from './errors.ts';
 import { compileHeaderForwarder, isHopByHop } from './headers.ts';
 import { compileQueryFilter } from './query.ts';
-import type { Data, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
+import { requestStreamed } from './streamed-request.ts';
+import type { Data, Passthrough, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
 import { compileUrlTemplate } from './url-template.ts';
 
 export interface BackendDeps {
@@ -44,15 +45,16 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     const options = { origin, path, method, headers: forwardHeaders(req), body: req.body };
 
     if (noop) {
-      let res: Dispatcher.ResponseData;
+      let pt: Passthrough;
       try {
-        res = await upstream.request({ ...options, signal: req.signal });
+        pt = await requestStreamed(upstream, options, req.signal);
       } catch (err) {
         throw upstreamError(req, err, origin + path);
       }
       const headers: Record<string, string | string[] | undefined> = {};
-      for (const name in res.headers) if (!isHopByHop(name) || name === 'content-length') headers[name] = res.headers[name];
-      return { data: {}, complete: false, passthrough: { status: res.statusCode, headers, body: res.body } };
+      for (const name in pt.headers) if (!isHopByHop(name) || name === 'content-length') headers[name] = pt.headers[name];
+      pt.headers = headers;
+      return { data: {}, complete: false, passthrough: pt };
     }
 
     let res: BufferedResponse;

@@ -17,7 +17,7 @@ export function concurrentCalls(call: Proxy, n: number): Proxy {
           (r) => {
             if (winner) {
               // A streamed loser holds a connection until its body is consumed.
-              r.passthrough?.body.destroy();
+              r.passthrough?.discard();
               return;
             }
             winner = r;

@@ -77,7 +77,7 @@ function withShadows(next: Proxy, shadows: Proxy[], timeoutMs: number): Proxy {
     for (const shadow of shadows) {
       const d = deadline(undefined, timeoutMs);
       shadow({ ...req, signal: d.signal }).then(
-        (r) => { r.passthrough?.body.destroy(); d.dispose(); },
+        (r) => { r.passthrough?.discard(); d.dispose(); },
         () => d.dispose(),
       );
     }

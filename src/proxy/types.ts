@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 
 /** A decoded backend body, or the merged body of an endpoint. */
 export type Data = Record<string, unknown>;
@@ -39,7 +39,10 @@ export interface ProxyResponse {
 export interface Passthrough {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Readable;
+  /** Stream the body into the client response (once). */
+  pipe(res: ServerResponse): void;
+  /** Drop the body and free the upstream connection (shadow calls, concurrent losers). */
+  discard(): void;
 }
 
 export type Proxy = (req: ProxyRequest) => Promise<ProxyResponse>;

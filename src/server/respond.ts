@@ -1,7 +1,6 @@
 // The one place where pipeline results and errors become HTTP responses.
 
 import type { ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import type { CompiledEndpoint } from '../plan/plan.ts';
 import type { GatewayError } from '../proxy/errors.ts';
 import type { ProxyResponse } from '../proxy/types.ts';
@@ -17,11 +16,11 @@ export function sendResult(res: ServerResponse, ep: CompiledEndpoint, r: ProxyRe
     }
     res.setHeader(COMPLETED, 'false');
     res.writeHead(pt.status);
-    // pipeline gives back-pressure both ways and destroys the upstream body if the client leaves.
-    pipeline(pt.body, res, () => {});
+    // Back-pressure both ways; the upstream call is aborted if the client leaves.
+    pt.pipe(res);
     return;
   }
-  pt?.body.destroy();
+  pt?.discard();
   const hasData = !pt && hasKeys(r.data);
   const complete = hasData && r.complete;
   res.setHeader(COMPLETED, complete ? 'true' : 'false');
