@@ -35,6 +35,8 @@ export interface ScenarioResult {
   note?: string;
   offeredRate: number;
   rateFrom: SystemId;
+  /** The Portico revision this scenario ran (the working tree may change during a run). */
+  revision?: string;
   /** The rate of the second latency run (50% of Portico's own saturation), when there was one. */
   porticoRate?: number;
   systems: Partial<Record<SystemId, SystemResult>>;
@@ -97,11 +99,11 @@ export function foreignSummary(scenarios: ScenarioResult[]): { median: number; m
   return { median: all.length ? median(all) : 0, max: all.length ? Math.max(...all) : 0 };
 }
 
-export function scenarioTable(s: ScenarioResult): string {
+export function scenarioTable(s: ScenarioResult, runRevision?: string): string {
   const lines: string[] = [];
   const rateLabel = s.rateFrom === 'portico' ? "Portico's own" : `${LABELS[s.rateFrom]}'s`;
   const second = s.porticoRate !== undefined;
-  lines.push(`${s.title}`);
+  lines.push(`${s.title}${s.revision && s.revision !== runRevision ? `  [Portico ${s.revision}]` : ''}`);
   lines.push(`  p50/p99 at ${int(s.offeredRate)} req/s offered (${s.offeredRate > 0 ? `${pctOf(s)} of ${rateLabel} saturation rate` : 'not measured'})`);
   if (second) lines.push(`  p50/p99 @P at ${int(s.porticoRate!)} req/s offered (the same fraction of Portico's own saturation rate: Portico could not carry the first)`);
   const widths = second ? [21, 9, 9, 9, 9, 9, 9] : [21, 9, 9, 9, 9];
@@ -240,7 +242,7 @@ export function targetsTable(targets: Target[]): string {
 
 export function fullReport(r: Report): string {
   const lines: string[] = [];
-  lines.push(`Portico benchmark, ${r.date}, Portico ${r.revision}`);
+  lines.push(`Portico benchmark, ${r.date}, Portico ${r.revision}${r.scenarios.some((s) => s.revision && s.revision !== r.revision) ? ' at the start (the working tree changed during the run: see the scenarios)' : ''}`);
   lines.push(
     `machine: ${r.machine.cpus} CPU(s) ${r.machine.model}, ${r.machine.memoryGiB} GiB, ${r.machine.kernel}; node ${r.machine.node}, nginx ${r.machine.nginx}, wrk ${r.machine.wrk}`,
   );
@@ -258,7 +260,7 @@ export function fullReport(r: Report): string {
   );
   lines.push('');
   for (const s of r.scenarios) {
-    lines.push(scenarioTable(s));
+    lines.push(scenarioTable(s, r.revision));
     lines.push('');
   }
   lines.push(targetsTable(r.targets));

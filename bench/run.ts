@@ -167,6 +167,15 @@ async function paced(run: Running, rate: number, pathsFile: string | undefined):
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as LoadgenResult;
 }
 
+/** The Portico commit in the working tree, and whether src/ or bin/ differ from it (others may be editing them). */
+async function gitRevision(): Promise<string> {
+  const head = await runToEnd('git', 'git', ['rev-parse', '--short', 'HEAD'], 10_000, { cwd: ROOT });
+  if (head.code !== 0) return 'unknown';
+  const dirty = await runToEnd('git', 'git', ['status', '--porcelain', '--', 'src', 'bin'], 10_000, { cwd: ROOT });
+  const n = dirty.stdout.trim() ? dirty.stdout.trim().split('\n').length : 0;
+  return `${head.stdout.trim()}${n ? ` + uncommitted changes in ${n} file(s) of src/ and bin/` : ''}`;
+}
+
 /** The system did not keep up with the offered rate: answers fell behind, or some never came. */
 function isOverloaded(r: LoadgenResult): boolean {
   return r.achievedRate < 0.97 * r.offeredRate || r.unfinished > 0;
@@ -195,6 +204,8 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ScenarioRe
   };
   for (const s of SYSTEM_ORDER) if (!systemIds.includes(s) && scenario.systems.includes(s)) result.failed[s] = 'not selected (--systems)';
 
+  // Portico is started from the working tree as it is now: record which revision that was.
+  if (systems.includes('portico')) result.revision = await gitRevision();
   const dir = join(ctx.tmp, `scenario-${scenario.id}`);
   mkdirSync(dir, { recursive: true });
   const running: Running[] = [];
@@ -351,10 +362,7 @@ tmp = mkdtempSync(join(tmpdir(), 'portico-bench-'));
 const extra = (values['portico-args'] ?? process.env.BENCH_PORTICO_ARGS ?? '').split(/\s+/).filter(Boolean);
 const { args: porticoArgs, description: porticoWorkers } = await porticoRunArgs(extra);
 
-const head = await runToEnd('git', 'git', ['rev-parse', '--short', 'HEAD'], 10_000, { cwd: ROOT });
-const dirty = await runToEnd('git', 'git', ['status', '--porcelain', '--', 'src', 'bin'], 10_000, { cwd: ROOT });
-const revision =
-  head.code === 0 ? `${head.stdout.trim()}${dirty.stdout.trim() ? ` + uncommitted changes in ${dirty.stdout.trim().split('\n').length} file(s) of src/ and bin/` : ''}` : 'unknown';
+const revision = await gitRevision();
 
 const cpu = cpus();
 const report: Report = {
@@ -412,7 +420,7 @@ try {
     log(`scenario ${scenario.title}`);
     const r = await runScenario(scenario, ctx);
     report.scenarios.push(r);
-    process.stderr.write('\n' + scenarioTable(r) + '\n\n');
+    process.stderr.write('\n' + scenarioTable(r, revision) + '\n\n');
   }
 } finally {
   if (backend) await stop(backend, 'SIGTERM', 5000);
