@@ -8,7 +8,7 @@ import { compileDecoder } from '../transform/decode.ts';
 import { compileBackendTransform } from '../transform/manipulate.ts';
 import { decodeContent, requestBuffered, type BufferedResponse } from './buffered-request.ts';
 import { BackendStatusError, GatewayError, TimeoutError } from './errors.ts';
-import { compileHeaderForwarder, isHopByHop } from './headers.ts';
+import { compileHeaderForwarder } from './headers.ts';
 import { compileQueryFilter } from './query.ts';
 import { requestStreamed } from './streamed-request.ts';
 import type { Data, Passthrough, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
@@ -51,9 +51,6 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
       } catch (err) {
         throw upstreamError(req, err, origin + path);
       }
-      const headers: Record<string, string | string[] | undefined> = {};
-      for (const name in pt.headers) if (!isHopByHop(name) || name === 'content-length') headers[name] = pt.headers[name];
-      pt.headers = headers;
       return { data: {}, complete: false, passthrough: pt };
     }
 

@@ -2,11 +2,12 @@
 // undici's dispatch API: chunks go straight into an array, with no Readable
 // stream, async iterator or promise per chunk in between (what request() costs).
 // The size limit is enforced as data arrives, and the call is aborted with the
-// request's signal.
+// request's signal. One object per call is the handler and the abort listener.
 
 import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, zstdDecompress } from 'node:zlib';
 import type { Dispatcher } from 'undici';
+import type { CancelSignal } from './abort.ts';
 import { GatewayError } from './errors.ts';
 
 export interface BufferedResponse {
@@ -19,51 +20,75 @@ function tooLarge(limit: number): GatewayError {
   return new GatewayError(500, `backend response body larger than ${limit} bytes`);
 }
 
-export function requestBuffered(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: AbortSignal, limit: number): Promise<BufferedResponse> {
+export function requestBuffered(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, limit: number): Promise<BufferedResponse> {
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    let controller: Dispatcher.DispatchController | undefined;
-    let settled = false;
-    let status = 0;
-    let headers: Record<string, string | string[] | undefined> = {};
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (err: unknown, value?: BufferedResponse) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    const onAbort = () => {
-      const reason = signal.reason instanceof Error ? signal.reason : new Error('aborted');
-      if (controller && !controller.aborted) controller.abort(reason);
-      finish(reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    d.dispatch(opts, {
-      onRequestStart(c) {
-        controller = c;
-      },
-      onResponseStart(c, statusCode, h) {
-        status = statusCode;
-        headers = h as Record<string, string | string[] | undefined>;
-        if (Number(h['content-length']) > limit) c.abort(tooLarge(limit));
-      },
-      onResponseData(c, chunk) {
-        size += chunk.length;
-        if (size > limit) return c.abort(tooLarge(limit));
-        chunks.push(chunk);
-      },
-      onResponseEnd() {
-        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-        finish(undefined, { status, headers, body });
-      },
-      onResponseError(_c, err) {
-        finish(err);
-      },
-    });
+    const call = new BufferedCall(signal, limit, resolve, reject);
+    signal.onAbort(call.onAbort);
+    d.dispatch(opts, call);
   });
+}
+
+/** The dispatch handler and abort listener of one call. */
+class BufferedCall implements Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  #settled = false;
+  #status = 0;
+  #headers: Record<string, string | string[] | undefined> = {};
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  readonly #signal: CancelSignal;
+  readonly #limit: number;
+  readonly #resolve: (r: BufferedResponse) => void;
+  readonly #reject: (err: unknown) => void;
+
+  constructor(signal: CancelSignal, limit: number, resolve: (r: BufferedResponse) => void, reject: (err: unknown) => void) {
+    this.#signal = signal;
+    this.#limit = limit;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  readonly onAbort = (): void => {
+    const reason = this.#signal.reason instanceof Error ? this.#signal.reason : new Error('aborted');
+    const c = this.#controller;
+    if (c && !c.aborted) c.abort(reason);
+    this.#finish(reason);
+  };
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.#controller = c;
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#status = status;
+    this.#headers = headers;
+    if (Number(headers['content-length']) > this.#limit) c.abort(tooLarge(this.#limit));
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (this.#size > this.#limit) return c.abort(tooLarge(this.#limit));
+    this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.#size);
+    this.#finish(undefined, { status: this.#status, headers: this.#headers, body });
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.#finish(err);
+  }
+
+  #finish(err: unknown, value?: BufferedResponse): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#signal.offAbort(this.onAbort);
+    if (err) this.#reject(err);
+    else this.#resolve(value!);
+  }
 }
 
 const DECOMPRESS: Record<string, (b: Buffer, o: { maxOutputLength: number }) => Promise<Buffer>> = {

@@ -32,7 +32,7 @@ export function parallelMerge(parts: Proxy[], timeoutMs: number): Proxy {
         }
       };
       // The deadline settles the merge even if a part ignored its signal.
-      d.signal.addEventListener('abort', finish, { once: true });
+      d.onAbort(finish);
       for (let i = 0; i < parts.length; i++) {
         parts[i](child).then(
           (r) => { results[i] = r; if (--pending === 0) finish(); },

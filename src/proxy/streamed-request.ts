@@ -3,87 +3,134 @@
 // chunks arrive, pausing the upstream read while the client socket is full
 // (back-pressure) and aborting it if the client goes away. No Readable stream
 // or pipeline sits in between, which is most of what request() costs here.
+// One object per call is the dispatch handler, the Passthrough and the abort
+// listener at once.
 
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Passthrough } from './types.ts';
+import type { CancelSignal } from './abort.ts';
+import { isHopByHop } from './headers.ts';
+import type { Passthrough, RawHeaders } from './types.ts';
 
-export function requestStreamed(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<Passthrough> {
+export function requestStreamed(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal): Promise<Passthrough> {
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    let controller: Dispatcher.DispatchController | undefined;
-    let started = false;
-    let target: ServerResponse | undefined;
-    let discarded = false;
-    const early: Buffer[] = [];
-    let ended = false;
-    const onAbort = () => {
-      const reason = signal.reason instanceof Error ? signal.reason : new Error('aborted');
-      if (controller && !controller.aborted) controller.abort(reason);
-      if (!started) reject(reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    const detach = () => signal.removeEventListener('abort', onAbort);
-
-    const write = (c: Dispatcher.DispatchController, chunk: Buffer) => {
-      if (!target!.write(chunk)) {
-        c.pause();
-        target!.once('drain', () => c.resume());
-      }
-    };
-
-    d.dispatch(opts, {
-      onRequestStart(c) {
-        controller = c;
-      },
-      onResponseStart(c, status, headers) {
-        started = true;
-        resolve({
-          status,
-          headers: headers as Record<string, string | string[] | undefined>,
-          pipe(res) {
-            target = res;
-            if (res.destroyed) {
-              // The client left before the answer started: free the upstream connection.
-              detach();
-              if (!ended && !c.aborted) c.abort(new Error('client closed the connection'));
-              return;
-            }
-            res.once('close', () => {
-              if (!ended && !c.aborted) c.abort(new Error('client closed the connection'));
-            });
-            for (const chunk of early.splice(0)) write(c, chunk);
-            if (ended) {
-              detach();
-              res.end();
-            } else c.resume();
-          },
-          discard() {
-            discarded = true;
-            detach();
-            if (!ended && !c.aborted) c.abort(new Error('response discarded'));
-          },
-        });
-        // Hold the body until the caller attaches a response (or discards it).
-        c.pause();
-      },
-      onResponseData(c, chunk) {
-        if (discarded) return;
-        if (target) write(c, chunk);
-        else early.push(chunk);
-      },
-      onResponseEnd() {
-        ended = true;
-        if (target) {
-          detach();
-          target.end();
-        }
-      },
-      onResponseError(_c, err) {
-        detach();
-        if (!started) reject(err);
-        else if (target) target.destroy(err);
-      },
-    });
+    const call = new StreamedCall(signal, resolve, reject);
+    signal.onAbort(call.onAbort);
+    d.dispatch(opts, call);
   });
+}
+
+class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
+  status = 0;
+  headers: RawHeaders = [];
+  #controller: Dispatcher.DispatchController | undefined;
+  #started = false;
+  #ended = false;
+  #discarded = false;
+  #target: ServerResponse | undefined;
+  #early: Buffer[] | undefined;
+  readonly #signal: CancelSignal;
+  readonly #resolve: (p: Passthrough) => void;
+  readonly #reject: (err: unknown) => void;
+
+  constructor(signal: CancelSignal, resolve: (p: Passthrough) => void, reject: (err: unknown) => void) {
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  readonly onAbort = (): void => {
+    const reason = this.#signal.reason instanceof Error ? this.#signal.reason : new Error('aborted');
+    this.#abortUpstream(reason);
+    if (!this.#started) this.#reject(reason);
+  };
+
+  // --- undici's dispatch handler
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.#controller = c;
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#started = true;
+    this.status = status;
+    // Hop-by-hop headers stay on this hop; Content-Length is the body's, which passes untouched.
+    const out = this.headers;
+    for (const name in headers) {
+      const v = headers[name];
+      if (v !== undefined && (!isHopByHop(name) || name === 'content-length')) out.push(name, v);
+    }
+    // Hold the body until the caller attaches a response (or discards it).
+    c.pause();
+    this.#resolve(this);
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#discarded) return;
+    if (this.#target) this.#write(c, chunk);
+    else (this.#early ??= []).push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.#ended = true;
+    if (this.#target) {
+      this.#detach();
+      this.#target.end();
+    }
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.#detach();
+    if (!this.#started) this.#reject(err);
+    else if (this.#target) this.#target.destroy(err);
+  }
+
+  // --- Passthrough
+
+  pipe(res: ServerResponse): void {
+    this.#target = res;
+    const c = this.#controller!;
+    if (res.destroyed) {
+      // The client left before the answer started: free the upstream connection.
+      this.#detach();
+      this.#abortUpstream('client closed the connection');
+      return;
+    }
+    res.on('close', this.#onClientClose);
+    if (this.#early) for (const chunk of this.#early.splice(0)) this.#write(c, chunk);
+    if (this.#ended) {
+      this.#detach();
+      res.end();
+    } else c.resume();
+  }
+
+  discard(): void {
+    this.#discarded = true;
+    this.#detach();
+    this.#abortUpstream('response discarded');
+  }
+
+  // --- internals
+
+  readonly #onClientClose = (): void => {
+    this.#abortUpstream('client closed the connection');
+  };
+
+  #write(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#target!.write(chunk)) {
+      c.pause();
+      this.#target!.once('drain', () => c.resume());
+    }
+  }
+
+  /** `why` is a message or an Error; an Error is built only when there is something to abort (it captures a stack). */
+  #abortUpstream(why: string | Error): void {
+    const c = this.#controller;
+    if (!this.#ended && c && !c.aborted) c.abort(typeof why === 'string' ? new Error(why) : why);
+  }
+
+  #detach(): void {
+    this.#signal.offAbort(this.onAbort);
+  }
 }

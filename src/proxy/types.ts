@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { CancelSignal } from './abort.ts';
 
 /** A decoded backend body, or the merged body of an endpoint. */
 export type Data = Record<string, unknown>;
@@ -21,7 +22,7 @@ export interface ProxyRequest {
   /** The Host the client asked for. */
   host: string;
   /** Aborted when the endpoint timeout fires or the client goes away. */
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** Values from earlier sequential backends and other placeholders, by placeholder name. */
   extraParams?: Record<string, string>;
 }
@@ -36,9 +37,13 @@ export interface ProxyResponse {
   errors?: Error[];
 }
 
+/** Header names and values in one flat list: [name, value, name, value, ...], as writeHead() takes them. */
+export type RawHeaders = (string | string[])[];
+
 export interface Passthrough {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  /** The backend's end-to-end headers (hop-by-hop ones removed, Content-Length kept). */
+  headers: RawHeaders;
   /** Stream the body into the client response (once). */
   pipe(res: ServerResponse): void;
   /** Drop the body and free the upstream connection (shadow calls, concurrent losers). */

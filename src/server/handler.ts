@@ -4,12 +4,12 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledEndpoint, Plan } from '../plan/plan.ts';
-import { deadline } from '../proxy/abort.ts';
+import { Deadline } from '../proxy/abort.ts';
 import { asGatewayError, GatewayError, TimeoutError } from '../proxy/errors.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { log } from '../telemetry/log.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
-import { readRequestBody } from './request-body.ts';
+import { hasBody, readRequestBody } from './request-body.ts';
 import { sendError, sendJson, sendResult, sendText } from './respond.ts';
 import { parseTarget } from './target.ts';
 
@@ -75,24 +75,30 @@ export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
   };
 }
 
+const kDeadline = Symbol('portico.deadline');
+type TrackedResponse = ServerResponse & { [kDeadline]?: Deadline };
+const timeoutError = () => new TimeoutError();
+
+/** A client that goes away cancels its backend calls (one shared listener, no closure per request). */
+function onResponseClose(this: TrackedResponse): void {
+  if (!this.writableFinished) this[kDeadline]?.abort(new GatewayError(499, 'client closed the connection'));
+}
+
 async function serveEndpoint(
   plan: Plan,
   ep: CompiledEndpoint,
   params: Record<string, string>,
   rawQuery: string,
   req: IncomingMessage,
-  res: ServerResponse,
+  res: TrackedResponse,
 ): Promise<void> {
   const usage = plan.usage;
   usage.active++;
-  const d = deadline(undefined, ep.timeoutMs, () => new TimeoutError());
-  // A client that goes away cancels its backend calls.
-  const onClose = () => {
-    if (!res.writableFinished) d.abort(new GatewayError(499, 'client closed the connection'));
-  };
-  res.once('close', onClose);
+  const d = new Deadline(undefined, ep.timeoutMs, timeoutError);
+  res[kDeadline] = d;
+  res.on('close', onResponseClose);
   try {
-    const body = await readRequestBody(req, plan.config.maxBodyBytes);
+    const body = hasBody(req) ? await readRequestBody(req, plan.config.maxBodyBytes) : undefined;
     const peer = req.socket.remoteAddress ?? '';
     const preq: ProxyRequest = {
       method: req.method ?? 'GET',
@@ -103,7 +109,7 @@ async function serveEndpoint(
       body,
       forwardedFor: plan.addressing.forwardedFor(peer, req.headers),
       host: req.headers.host ?? '',
-      signal: d.signal,
+      signal: d,
     };
     const result = await ep.proxy(preq);
     if (result.errors) logErrors(ep, result.errors);
@@ -115,7 +121,6 @@ async function serveEndpoint(
     sendError(res, e, ep.returnErrorMsg || e.status === 413);
   } finally {
     d.dispose();
-    res.off('close', onClose);
     if (--usage.active === 0 && usage.onIdle) usage.onIdle();
   }
 }

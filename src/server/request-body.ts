@@ -1,6 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../proxy/errors.ts';
 
+/** Whether the request says it carries a body (Content-Length other than 0, or Transfer-Encoding). */
+export function hasBody(req: IncomingMessage): boolean {
+  const declared = req.headers['content-length'];
+  return declared === undefined ? req.headers['transfer-encoding'] !== undefined : declared !== '0';
+}
+
 /**
  * Buffer the client body, refusing it with 413 past `limit` bytes. Returns
  * undefined when the request has no body. Backends may be called several

@@ -10,12 +10,9 @@ export const COMPLETED = 'x-portico-completed';
 export function sendResult(res: ServerResponse, ep: CompiledEndpoint, r: ProxyResponse, accept: string | undefined): void {
   const pt = r.passthrough;
   if (pt && !ep.render) {
-    for (const name in pt.headers) {
-      const v = pt.headers[name];
-      if (v !== undefined) res.setHeader(name, v);
-    }
-    res.setHeader(COMPLETED, 'false');
-    res.writeHead(pt.status);
+    const headers = pt.headers;
+    headers.push(COMPLETED, 'false');
+    res.writeHead(pt.status, headers);
     // Back-pressure both ways; the upstream call is aborted if the client leaves.
     pt.pipe(res);
     return;
