@@ -160,7 +160,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon'): number {
   try {
     const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
     return m ? Number(m[1]) : 0;
@@ -171,13 +171,16 @@ function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 
 /**
  * Samples the RSS of a process tree every `everyMs`: the peak of the tree's
- * summed VmRSS, and the largest VmHWM (kernel-recorded peak) of any single
- * process in it, which catches peaks between samples.
+ * summed VmRSS, the largest VmHWM (kernel-recorded peak) of any single
+ * process in it, which catches peaks between samples, and the largest sampled
+ * RssAnon of a process (its private memory: heaps and buffers, without the
+ * file-backed pages of the executable and libraries that processes share).
  */
 export class RssSampler {
   #timer: NodeJS.Timeout | undefined;
   peakTreeKiB = 0;
   peakProcKiB = 0;
+  peakAnonKiB = 0;
   readonly #root: number;
 
   constructor(root: number, everyMs = 200) {
@@ -192,15 +195,16 @@ export class RssSampler {
     for (const pid of pidTree(this.#root)) {
       sum += statusKiB(pid, 'VmRSS');
       this.peakProcKiB = Math.max(this.peakProcKiB, statusKiB(pid, 'VmHWM'));
+      this.peakAnonKiB = Math.max(this.peakAnonKiB, statusKiB(pid, 'RssAnon'));
     }
     this.peakTreeKiB = Math.max(this.peakTreeKiB, sum);
   }
 
-  stop(): { peakTreeBytes: number; peakProcBytes: number } {
+  stop(): { peakTreeBytes: number; peakProcBytes: number; peakAnonBytes: number } {
     this.sample();
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    return { peakTreeBytes: this.peakTreeKiB * 1024, peakProcBytes: this.peakProcKiB * 1024 };
+    return { peakTreeBytes: this.peakTreeKiB * 1024, peakProcBytes: this.peakProcKiB * 1024, peakAnonBytes: this.peakAnonKiB * 1024 };
   }
 }
 

@@ -321,6 +321,7 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ScenarioRe
           : undefined,
         peakRssBytes: rss.peakTreeBytes,
         peakProcRssBytes: rss.peakProcBytes,
+        peakProcAnonBytes: rss.peakAnonBytes,
         overloaded: overloaded(l),
         problems,
         foreignCpu: foreign.get(run.id)!,

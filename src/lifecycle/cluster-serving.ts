@@ -14,6 +14,22 @@ import type { FromWorker, ToWorker } from './worker-protocol.ts';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 const REPLY_TIMEOUT_MS = 30_000;
+
+/**
+ * Memory settings for worker processes, unless the user gave their own (in
+ * NODE_OPTIONS or on node's command line). V8's young generation otherwise grows
+ * to tens of MB per process under load; 4 MB semi-spaces keep each worker's
+ * peak RSS ~40 MB lower at the same throughput (bench/README.md, "Memory"), and
+ * two malloc arenas instead of one per thread save another ~10 MB.
+ */
+export function workerExecArgv(execArgv: readonly string[], nodeOptions = ''): string[] {
+  const given = (flag: string) => execArgv.some((a) => a.startsWith(flag)) || nodeOptions.includes(flag);
+  return given('--max-semi-space-size') ? [...execArgv] : [...execArgv, '--max-semi-space-size=4'];
+}
+
+export function workerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return env.MALLOC_ARENA_MAX === undefined ? { MALLOC_ARENA_MAX: '2' } : {};
+}
 const HEALTH_PUSH_MS = 1_000;
 
 export interface ClusterServingOptions {
@@ -35,7 +51,12 @@ export class ClusterServing implements Serving {
   constructor(hooks: ServingHooks, opts: ClusterServingOptions) {
     this.#hooks = hooks;
     this.#opts = opts;
-    cluster.setupPrimary({ exec: WORKER_MAIN, serialization: 'advanced', silent: false });
+    cluster.setupPrimary({
+      exec: WORKER_MAIN,
+      execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS),
+      serialization: 'advanced',
+      silent: false,
+    });
   }
 
   async apply(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
@@ -90,7 +111,7 @@ export class ClusterServing implements Serving {
 
   /** Fork a worker, give it `snapshot`, and (once the fleet listens) make it listen too. */
   async #spawn(snapshot: Snapshot): Promise<Worker> {
-    const w = cluster.fork({ PORTICO_WORKER_DEBUG: this.#opts.debug ? '1' : '' });
+    const w = cluster.fork({ ...workerEnv(process.env), PORTICO_WORKER_DEBUG: this.#opts.debug ? '1' : '' });
     this.#live.add(w);
     w.on('exit', (code, signal) => {
       this.#live.delete(w);
