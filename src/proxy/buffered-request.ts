@@ -9,6 +9,7 @@ import { brotliDecompress, gunzip, inflate, zstdDecompress } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { CancelSignal } from './abort.ts';
 import { GatewayError } from './errors.ts';
+import { redirectTo } from './redirect.ts';
 
 export interface BufferedResponse {
   status: number;
@@ -23,7 +24,7 @@ function tooLarge(limit: number): GatewayError {
 export function requestBuffered(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, limit: number): Promise<BufferedResponse> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const call = new BufferedCall(signal, limit, resolve, reject);
+    const call = new BufferedCall(d, opts, signal, limit, resolve, reject);
     signal.onAbort(call.onAbort);
     d.dispatch(opts, call);
   });
@@ -37,12 +38,26 @@ class BufferedCall implements Dispatcher.DispatchHandler {
   #headers: Record<string, string | string[] | undefined> = {};
   readonly #chunks: Buffer[] = [];
   #size = 0;
+  /** Set while a redirect answer's body is drained; dispatched when it ends. */
+  #redirect: Dispatcher.DispatchOptions | undefined;
+  #hops = 0;
+  #opts: Dispatcher.DispatchOptions;
+  readonly #dispatcher: Dispatcher;
   readonly #signal: CancelSignal;
   readonly #limit: number;
   readonly #resolve: (r: BufferedResponse) => void;
   readonly #reject: (err: unknown) => void;
 
-  constructor(signal: CancelSignal, limit: number, resolve: (r: BufferedResponse) => void, reject: (err: unknown) => void) {
+  constructor(
+    d: Dispatcher,
+    opts: Dispatcher.DispatchOptions,
+    signal: CancelSignal,
+    limit: number,
+    resolve: (r: BufferedResponse) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.#dispatcher = d;
+    this.#opts = opts;
     this.#signal = signal;
     this.#limit = limit;
     this.#resolve = resolve;
@@ -58,21 +73,35 @@ class BufferedCall implements Dispatcher.DispatchHandler {
 
   onRequestStart(c: Dispatcher.DispatchController): void {
     this.#controller = c;
+    // Aborted while a redirect was being followed: stop the next hop at once.
+    if (this.#settled) c.abort(new Error('aborted'));
   }
 
   onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#redirect = redirectTo(this.#opts, status, headers, this.#hops);
+    if (this.#redirect) return;
     this.#status = status;
     this.#headers = headers;
     if (Number(headers['content-length']) > this.#limit) c.abort(tooLarge(this.#limit));
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#redirect) return;
     this.#size += chunk.length;
     if (this.#size > this.#limit) return c.abort(tooLarge(this.#limit));
     this.#chunks.push(chunk);
   }
 
   onResponseEnd(): void {
+    const next = this.#redirect;
+    if (next) {
+      // The redirect answer was read to its end (its connection is reusable): make the next hop.
+      this.#redirect = undefined;
+      this.#hops++;
+      this.#opts = next;
+      this.#dispatcher.dispatch(next, this);
+      return;
+    }
     const chunks = this.#chunks;
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.#size);
     this.#finish(undefined, { status: this.#status, headers: this.#headers, body });

@@ -10,12 +10,13 @@ import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { CancelSignal } from './abort.ts';
 import { isHopByHop } from './headers.ts';
+import { redirectTo } from './redirect.ts';
 import type { Passthrough, RawHeaders } from './types.ts';
 
 export function requestStreamed(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal): Promise<Passthrough> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const call = new StreamedCall(signal, resolve, reject);
+    const call = new StreamedCall(d, opts, signal, resolve, reject);
     signal.onAbort(call.onAbort);
     d.dispatch(opts, call);
   });
@@ -30,11 +31,18 @@ class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
   #discarded = false;
   #target: ServerResponse | undefined;
   #early: Buffer[] | undefined;
+  /** Set while a redirect answer's body is drained; dispatched when it ends. */
+  #redirect: Dispatcher.DispatchOptions | undefined;
+  #hops = 0;
+  #opts: Dispatcher.DispatchOptions;
+  readonly #dispatcher: Dispatcher;
   readonly #signal: CancelSignal;
   readonly #resolve: (p: Passthrough) => void;
   readonly #reject: (err: unknown) => void;
 
-  constructor(signal: CancelSignal, resolve: (p: Passthrough) => void, reject: (err: unknown) => void) {
+  constructor(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, resolve: (p: Passthrough) => void, reject: (err: unknown) => void) {
+    this.#dispatcher = d;
+    this.#opts = opts;
     this.#signal = signal;
     this.#resolve = resolve;
     this.#reject = reject;
@@ -50,9 +58,13 @@ class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
 
   onRequestStart(c: Dispatcher.DispatchController): void {
     this.#controller = c;
+    // Aborted while a redirect was being followed: stop the next hop at once.
+    if (this.#signal.aborted) c.abort(this.#signal.reason instanceof Error ? this.#signal.reason : new Error('aborted'));
   }
 
   onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#redirect = redirectTo(this.#opts, status, headers, this.#hops);
+    if (this.#redirect) return;
     this.#started = true;
     this.status = status;
     // Hop-by-hop headers stay on this hop; Content-Length is the body's, which passes untouched.
@@ -67,12 +79,21 @@ class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#discarded) return;
+    if (this.#discarded || this.#redirect) return;
     if (this.#target) this.#write(c, chunk);
     else (this.#early ??= []).push(chunk);
   }
 
   onResponseEnd(): void {
+    const next = this.#redirect;
+    if (next) {
+      // The redirect answer was read to its end (its connection is reusable): make the next hop.
+      this.#redirect = undefined;
+      this.#hops++;
+      this.#opts = next;
+      this.#dispatcher.dispatch(next, this);
+      return;
+    }
     this.#ended = true;
     if (this.#target) {
       this.#detach();

@@ -2,12 +2,13 @@
 // reload keeps the warm keep-alive connections to hosts that still exist.
 // Each plan acquires the origins it uses; when a retired plan releases an
 // origin no other plan uses, its pool is closed gracefully (running requests
-// finish, idle sockets close). Redirects are followed like Go's http.Client.
+// finish, idle sockets close). Redirects are followed by the calls themselves
+// (redirect.ts), through this same router.
 //
 // undici's Agent keeps its own origin -> pool map with no way to close one
 // origin's pool, so a small router dispatcher stands in for it here.
 
-import { Dispatcher, Pool, interceptors } from 'undici';
+import { Dispatcher, Pool } from 'undici';
 
 interface Entry {
   pool: Pool;
@@ -18,8 +19,6 @@ export interface UpstreamOptions {
   /** Connections per origin (max_idle_connections_per_host). */
   connectionsPerHost: number;
 }
-
-const MAX_REDIRECTS = 10;
 
 export class UpstreamPools {
   /** connectionsPerHost -> origin -> pool: plans with different limits get different pools. */
@@ -32,8 +31,7 @@ export class UpstreamPools {
     let d = this.#dispatchers.get(opts.connectionsPerHost);
     if (!d) {
       const group = this.#group(opts.connectionsPerHost);
-      const router = new OriginRouter((origin) => this.#pool(group, origin, opts.connectionsPerHost));
-      d = router.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
+      d = new OriginRouter((origin) => this.#pool(group, origin, opts.connectionsPerHost));
       this.#dispatchers.set(opts.connectionsPerHost, d);
     }
     return d;
