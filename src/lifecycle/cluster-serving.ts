@@ -16,17 +16,12 @@ const WORKER_MAIN = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 const REPLY_TIMEOUT_MS = 30_000;
 
 /**
- * Memory settings for worker processes, unless the user gave their own (in
- * NODE_OPTIONS or on node's command line). V8's young generation otherwise grows
- * to tens of MB per process under load; 4 MB semi-spaces keep each worker's
- * peak RSS ~40 MB lower at the same throughput (bench/README.md, "Memory"), and
- * two malloc arenas instead of one per thread save another ~10 MB.
+ * Worker environment: two malloc arenas instead of one per thread (~10 MB less
+ * RSS per worker), unless the user set MALLOC_ARENA_MAX. V8's heap flags are
+ * left alone: smaller young generations save 45-75 MB per worker but cost
+ * 7-20% throughput (docs/performance.md, "Memory"); NODE_OPTIONS reaches the
+ * workers for anyone who prefers the memory.
  */
-export function workerExecArgv(execArgv: readonly string[], nodeOptions = ''): string[] {
-  const given = (flag: string) => execArgv.some((a) => a.startsWith(flag)) || nodeOptions.includes(flag);
-  return given('--max-semi-space-size') ? [...execArgv] : [...execArgv, '--max-semi-space-size=4'];
-}
-
 export function workerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   return env.MALLOC_ARENA_MAX === undefined ? { MALLOC_ARENA_MAX: '2' } : {};
 }
@@ -53,7 +48,6 @@ export class ClusterServing implements Serving {
     this.#opts = opts;
     cluster.setupPrimary({
       exec: WORKER_MAIN,
-      execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS),
       serialization: 'advanced',
       silent: false,
     });
