@@ -68,6 +68,8 @@ export interface Report {
     rateFraction: number;
     porticoArgs: string[];
     porticoWorkers: string;
+    /** Worker processes of the nginx proxy (absent in older results: 1). */
+    nginxWorkers?: number;
     quick: boolean;
   };
   compile: CompileTime[];
@@ -258,7 +260,7 @@ export function fullReport(r: Report): string {
       `from issue to last byte (bench/loadgen.ts, open loop), and "@P" at the same fraction of Portico's own rate when Portico cannot carry the first; ` +
       `RSS = peak of the process tree, sampled`,
   );
-  lines.push(`Portico: ${r.settings.porticoWorkers}`);
+  lines.push(`Portico: ${r.settings.porticoWorkers}; nginx proxy: ${r.settings.nginxWorkers ?? 1} worker(s)`);
   const f = foreignSummary(r.scenarios);
   lines.push(
     `noise: processes outside the bench used ${f.median.toFixed(2)} CPU (median; max ${f.max.toFixed(2)}) of ${r.machine.cpus} during the measurements` +

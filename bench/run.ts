@@ -29,6 +29,7 @@ const HELP = `npm run bench [-- options]
   --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000 (default all)
   --systems LIST       comma list of portico,nginx,fastify,direct (default all)
   --portico-args=STR   extra arguments for "portico run" (also BENCH_PORTICO_ARGS), e.g. --portico-args="--workers 2"
+  --nginx-workers N    worker processes of the nginx proxy (default 1; match Portico's --workers)
   --no-save            do not write bench/results/<date>.json
   --show FILE          print the tables and targets of a saved results file, run nothing`;
 
@@ -45,6 +46,7 @@ function flags() {
         scenarios: { type: 'string' },
         systems: { type: 'string' },
         'portico-args': { type: 'string' },
+        'nginx-workers': { type: 'string', default: '1' },
         'no-save': { type: 'boolean', default: false },
         show: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -364,6 +366,8 @@ const extra = (values['portico-args'] ?? process.env.BENCH_PORTICO_ARGS ?? '').s
 const { args: porticoArgs, description: porticoWorkers } = await porticoRunArgs(extra);
 
 const revision = await gitRevision();
+const nginxWorkers = Number(values['nginx-workers']);
+if (!Number.isInteger(nginxWorkers) || nginxWorkers < 1) fail(`--nginx-workers: expected a whole number >= 1, found "${values['nginx-workers']}"`);
 
 const cpu = cpus();
 const report: Report = {
@@ -387,6 +391,7 @@ const report: Report = {
     rateFraction: RATE_FRACTION,
     porticoArgs,
     porticoWorkers,
+    nginxWorkers,
     quick,
   },
   compile: [],
@@ -399,7 +404,7 @@ const report: Report = {
 const systemsPerScenario = scenarios.reduce((n, s) => n + s.systems.filter((x) => systemIds.includes(x)).length, 0);
 const estimate = systemsPerScenario * (WARMUP + ROUNDS * (3 * DURATION + 4) + 2) + 20;
 log(`${scenarios.length} scenario(s) x systems = ${systemsPerScenario} runs; ${ROUNDS} round(s) of ${DURATION} s; about ${Math.ceil(estimate / 60)} min`);
-log(`Portico: ${porticoWorkers}`);
+log(`Portico: ${porticoWorkers}; nginx proxy: ${nginxWorkers} worker(s)`);
 log(`machine: ${report.machine.cpus} CPU(s) ${report.machine.model}; wrk, the backend and the proxy share them`);
 
 let backend: Proc | undefined;
@@ -409,7 +414,7 @@ try {
   const conf = writeBackendConfig(backendDir, backendPort, backendFiles());
   backend = await startNginx('backend', backendDir, conf, backendPort);
   log(`backend nginx (1 worker) on 127.0.0.1:${backendPort}, pid ${backend.pid}`);
-  const ctx: Context = { tmp, backendPort, backendPid: backend.pid, porticoArgs };
+  const ctx: Context = { tmp, backendPort, backendPid: backend.pid, porticoArgs, nginxWorkers };
 
   if (systemIds.includes('portico')) {
     log('compile time of the 1,000-endpoint configurations');

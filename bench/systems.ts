@@ -33,6 +33,8 @@ export interface Context {
   backendPort: number;
   backendPid: number;
   porticoArgs: string[];
+  /** Worker processes of the nginx proxy. */
+  nginxWorkers: number;
 }
 
 /** Environment for Portico without any PORTICO_/KRAKEND_ override from the caller's shell. */
@@ -87,7 +89,7 @@ export async function startSystem(id: SystemId, scenario: Scenario, ctx: Context
     case 'nginx': {
       const port = await freePort();
       const dir = join(ctx.tmp, `nginx-proxy-${scenario.id}`);
-      const conf = writeProxyConfig(dir, port, ctx.backendPort);
+      const conf = writeProxyConfig(dir, port, ctx.backendPort, ctx.nginxWorkers);
       const p = await startNginx('nginx-proxy', dir, conf, port);
       // SIGTERM is nginx's fast shutdown; SIGQUIT would wait for idle keep-alive clients.
       return proc(id, port, p, scenario.proxyPaths, 'SIGTERM', 5_000);
