@@ -9,7 +9,7 @@ import { brotliDecompress, gunzip, inflate, zstdDecompress } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { CancelSignal } from './abort.ts';
 import { GatewayError } from './errors.ts';
-import { redirectTo } from './redirect.ts';
+import { abortReason, UpstreamCall, type ResponseHeaders } from './upstream-call.ts';
 
 export interface BufferedResponse {
   status: number;
@@ -26,24 +26,17 @@ export function requestBuffered(d: Dispatcher, opts: Dispatcher.DispatchOptions,
   return new Promise((resolve, reject) => {
     const call = new BufferedCall(d, opts, signal, limit, resolve, reject);
     signal.onAbort(call.onAbort);
-    d.dispatch(opts, call);
+    call.dispatch();
   });
 }
 
 /** The dispatch handler and abort listener of one call. */
-class BufferedCall implements Dispatcher.DispatchHandler {
-  #controller: Dispatcher.DispatchController | undefined;
+class BufferedCall extends UpstreamCall {
   #settled = false;
   #status = 0;
-  #headers: Record<string, string | string[] | undefined> = {};
+  #headers: ResponseHeaders = {};
   readonly #chunks: Buffer[] = [];
   #size = 0;
-  /** Set while a redirect answer's body is drained; dispatched when it ends. */
-  #redirect: Dispatcher.DispatchOptions | undefined;
-  #hops = 0;
-  #opts: Dispatcher.DispatchOptions;
-  readonly #dispatcher: Dispatcher;
-  readonly #signal: CancelSignal;
   readonly #limit: number;
   readonly #resolve: (r: BufferedResponse) => void;
   readonly #reject: (err: unknown) => void;
@@ -56,65 +49,45 @@ class BufferedCall implements Dispatcher.DispatchHandler {
     resolve: (r: BufferedResponse) => void,
     reject: (err: unknown) => void,
   ) {
-    this.#dispatcher = d;
-    this.#opts = opts;
-    this.#signal = signal;
+    super(d, opts, signal);
     this.#limit = limit;
     this.#resolve = resolve;
     this.#reject = reject;
   }
 
   readonly onAbort = (): void => {
-    const reason = this.#signal.reason instanceof Error ? this.#signal.reason : new Error('aborted');
-    const c = this.#controller;
+    const reason = abortReason(this.signal);
+    const c = this.controller;
     if (c && !c.aborted) c.abort(reason);
     this.#finish(reason);
   };
 
-  onRequestStart(c: Dispatcher.DispatchController): void {
-    this.#controller = c;
-    // Aborted while a redirect was being followed: stop the next hop at once.
-    if (this.#settled) c.abort(new Error('aborted'));
-  }
-
-  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
-    this.#redirect = redirectTo(this.#opts, status, headers, this.#hops);
-    if (this.#redirect) return;
+  protected start(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void {
     this.#status = status;
     this.#headers = headers;
     if (Number(headers['content-length']) > this.#limit) c.abort(tooLarge(this.#limit));
   }
 
-  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#redirect) return;
+  protected data(c: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#size += chunk.length;
     if (this.#size > this.#limit) return c.abort(tooLarge(this.#limit));
     this.#chunks.push(chunk);
   }
 
-  onResponseEnd(): void {
-    const next = this.#redirect;
-    if (next) {
-      // The redirect answer was read to its end (its connection is reusable): make the next hop.
-      this.#redirect = undefined;
-      this.#hops++;
-      this.#opts = next;
-      this.#dispatcher.dispatch(next, this);
-      return;
-    }
+  protected end(): void {
     const chunks = this.#chunks;
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.#size);
     this.#finish(undefined, { status: this.#status, headers: this.#headers, body });
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  protected fail(err: Error): void {
     this.#finish(err);
   }
 
   #finish(err: unknown, value?: BufferedResponse): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#signal.offAbort(this.onAbort);
+    this.signal.offAbort(this.onAbort);
     if (err) this.#reject(err);
     else this.#resolve(value!);
   }

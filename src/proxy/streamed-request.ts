@@ -4,67 +4,50 @@
 // (back-pressure) and aborting it if the client goes away. No Readable stream
 // or pipeline sits in between, which is most of what request() costs here.
 // One object per call is the dispatch handler, the Passthrough and the abort
-// listener at once.
+// listener at once; redirects are followed by UpstreamCall before any of this.
 
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { CancelSignal } from './abort.ts';
 import { isHopByHop } from './headers.ts';
-import { redirectTo } from './redirect.ts';
 import type { Passthrough, RawHeaders } from './types.ts';
+import { abortReason, UpstreamCall, type ResponseHeaders } from './upstream-call.ts';
 
 export function requestStreamed(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal): Promise<Passthrough> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const call = new StreamedCall(d, opts, signal, resolve, reject);
     signal.onAbort(call.onAbort);
-    d.dispatch(opts, call);
+    call.dispatch();
   });
 }
 
-class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
+class StreamedCall extends UpstreamCall implements Passthrough {
   status = 0;
   headers: RawHeaders = [];
-  #controller: Dispatcher.DispatchController | undefined;
   #started = false;
   #ended = false;
   #discarded = false;
   #target: ServerResponse | undefined;
   #early: Buffer[] | undefined;
-  /** Set while a redirect answer's body is drained; dispatched when it ends. */
-  #redirect: Dispatcher.DispatchOptions | undefined;
-  #hops = 0;
-  #opts: Dispatcher.DispatchOptions;
-  readonly #dispatcher: Dispatcher;
-  readonly #signal: CancelSignal;
   readonly #resolve: (p: Passthrough) => void;
   readonly #reject: (err: unknown) => void;
 
   constructor(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, resolve: (p: Passthrough) => void, reject: (err: unknown) => void) {
-    this.#dispatcher = d;
-    this.#opts = opts;
-    this.#signal = signal;
+    super(d, opts, signal);
     this.#resolve = resolve;
     this.#reject = reject;
   }
 
   readonly onAbort = (): void => {
-    const reason = this.#signal.reason instanceof Error ? this.#signal.reason : new Error('aborted');
+    const reason = abortReason(this.signal);
     this.#abortUpstream(reason);
     if (!this.#started) this.#reject(reason);
   };
 
-  // --- undici's dispatch handler
+  // --- the final answer (UpstreamCall)
 
-  onRequestStart(c: Dispatcher.DispatchController): void {
-    this.#controller = c;
-    // Aborted while a redirect was being followed: stop the next hop at once.
-    if (this.#signal.aborted) c.abort(this.#signal.reason instanceof Error ? this.#signal.reason : new Error('aborted'));
-  }
-
-  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
-    this.#redirect = redirectTo(this.#opts, status, headers, this.#hops);
-    if (this.#redirect) return;
+  protected start(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void {
     this.#started = true;
     this.status = status;
     // Hop-by-hop headers stay on this hop; Content-Length is the body's, which passes untouched.
@@ -78,22 +61,13 @@ class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
     this.#resolve(this);
   }
 
-  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#discarded || this.#redirect) return;
+  protected data(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#discarded) return;
     if (this.#target) this.#write(c, chunk);
     else (this.#early ??= []).push(chunk);
   }
 
-  onResponseEnd(): void {
-    const next = this.#redirect;
-    if (next) {
-      // The redirect answer was read to its end (its connection is reusable): make the next hop.
-      this.#redirect = undefined;
-      this.#hops++;
-      this.#opts = next;
-      this.#dispatcher.dispatch(next, this);
-      return;
-    }
+  protected end(): void {
     this.#ended = true;
     if (this.#target) {
       this.#detach();
@@ -101,7 +75,7 @@ class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
     }
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  protected fail(err: Error): void {
     this.#detach();
     if (!this.#started) this.#reject(err);
     else if (this.#target) this.#target.destroy(err);
@@ -111,7 +85,7 @@ class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
 
   pipe(res: ServerResponse): void {
     this.#target = res;
-    const c = this.#controller!;
+    const c = this.controller!;
     if (res.destroyed) {
       // The client left before the answer started: free the upstream connection.
       this.#detach();
@@ -147,11 +121,11 @@ class StreamedCall implements Dispatcher.DispatchHandler, Passthrough {
 
   /** `why` is a message or an Error; an Error is built only when there is something to abort (it captures a stack). */
   #abortUpstream(why: string | Error): void {
-    const c = this.#controller;
+    const c = this.controller;
     if (!this.#ended && c && !c.aborted) c.abort(typeof why === 'string' ? new Error(why) : why);
   }
 
   #detach(): void {
-    this.#signal.offAbort(this.onAbort);
+    this.signal.offAbort(this.onAbort);
   }
 }

@@ -1,0 +1,72 @@
+// What every backend call on undici's dispatch API shares: the controller of
+// the current hop, the request's signal, and redirects (followed here, in the
+// handler, only when a backend answers with one; see redirect.ts). Subclasses
+// see one answer: the final one.
+
+import type { Dispatcher } from 'undici';
+import type { CancelSignal } from './abort.ts';
+import { redirectTo } from './redirect.ts';
+
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
+/** The Error a signal aborted with (a reason that is not an Error gets a plain one). */
+export function abortReason(signal: CancelSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}
+
+export abstract class UpstreamCall implements Dispatcher.DispatchHandler {
+  /** The controller of the hop in flight (a redirect starts a new one). */
+  protected controller: Dispatcher.DispatchController | undefined;
+  protected readonly signal: CancelSignal;
+  /** Set while a redirect answer's body is drained; dispatched when it ends. */
+  #redirect: Dispatcher.DispatchOptions | undefined;
+  #hops = 0;
+  #opts: Dispatcher.DispatchOptions;
+  readonly #dispatcher: Dispatcher;
+
+  constructor(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal) {
+    this.#dispatcher = d;
+    this.#opts = opts;
+    this.signal = signal;
+  }
+
+  /** Make the call (the first hop). */
+  dispatch(): void {
+    this.#dispatcher.dispatch(this.#opts, this);
+  }
+
+  /** The final answer's status and headers. */
+  protected abstract start(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void;
+  protected abstract data(c: Dispatcher.DispatchController, chunk: Buffer): void;
+  protected abstract end(): void;
+  protected abstract fail(err: Error): void;
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.controller = c;
+    // Aborted while a redirect was being followed: stop the next hop at once.
+    if (this.signal.aborted) c.abort(abortReason(this.signal));
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void {
+    this.#redirect = redirectTo(this.#opts, status, headers, this.#hops);
+    if (!this.#redirect) this.start(c, status, headers);
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#redirect) this.data(c, chunk);
+  }
+
+  onResponseEnd(): void {
+    const next = this.#redirect;
+    if (!next) return this.end();
+    // The redirect answer was read to its end (its connection is reusable): make the next hop.
+    this.#redirect = undefined;
+    this.#hops++;
+    this.#opts = next;
+    this.#dispatcher.dispatch(next, this);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+}
