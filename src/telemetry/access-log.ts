@@ -2,6 +2,8 @@
 // router.disable_access_log). Lines are JSON on stdout, batched into one
 // write per event-loop turn so logging stays off the request's critical path.
 
+const PIPE_BUF = 4096;
+
 export interface AccessLog {
   record(method: string, path: string, status: number, startedAt: number, client: string): void;
 }
@@ -17,14 +19,20 @@ export function createAccessLog(opts: { disabled: boolean; skipPaths: string[]; 
     const lines = pending;
     pending = [];
     // Workers share stdout: a pipe write of at most PIPE_BUF (4096) bytes is atomic,
-    // so writes are cut at line ends below that and lines never interleave.
+    // so writes are cut at line ends below that (counted in UTF-8 bytes: paths and
+    // client addresses may hold non-ASCII) and lines never interleave. A single line
+    // over 4096 bytes is written alone.
     let chunk = '';
+    let bytes = 0;
     for (const line of lines) {
-      if (chunk.length + line.length > 4000 && chunk !== '') {
+      const n = Buffer.byteLength(line);
+      if (bytes + n > PIPE_BUF && chunk !== '') {
         out.write(chunk);
         chunk = '';
+        bytes = 0;
       }
       chunk += line;
+      bytes += n;
     }
     if (chunk !== '') out.write(chunk);
   };
