@@ -129,12 +129,22 @@ function describeJsonError(err: MomoaError, text: string): string {
     const what = TOKEN_TEXT[token[1] as string] ?? token[1];
     const before = text.slice(0, err.offset ?? 0).trimEnd();
     const trailingComma = before.endsWith(',') && (token[1] === 'RBrace' || token[1] === 'RBracket');
+    // momoa blames the last token when the text stops early: say that the file ended.
+    if (!trailingComma && endsAfterToken(text, err.offset ?? 0)) return `the end of the file right after ${what}, before the JSON was complete`;
     return `unexpected ${what}${trailingComma ? ' after a trailing comma (JSON does not allow them)' : ''}`;
   }
   const char = /^Unexpected character '(.*)' found/.exec(message);
   if (char) return `unexpected character ${JSON.stringify(char[1])}`;
   if (/end of input/i.test(message)) return 'the end of the file before the JSON was complete';
   return message;
+}
+
+const JSON_TOKEN = /^(?:[{}[\],:]|"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null)/;
+
+/** Whether nothing but whitespace follows the token that starts at `offset`. */
+function endsAfterToken(text: string, offset: number): boolean {
+  const m = JSON_TOKEN.exec(text.slice(offset));
+  return m !== null && text.slice(offset + m[0].length).trim() === '';
 }
 
 function indexJson(node: AnyNode, path: PathSegment[], index: PositionIndex): void {

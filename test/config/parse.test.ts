@@ -26,6 +26,22 @@ test('invalid JSON: unexpected character position', () => {
   assert.match(result.errors[0]?.found ?? '', /unexpected character "x"/);
 });
 
+test('invalid JSON: a file cut short says so, wherever it stops', () => {
+  for (const [text, after] of [
+    ['{\n  "version": 3,\n  "endpoints": [\n    {', '"{"'],
+    ['{"version": 3,', '","'],
+    ['{"version": 3, "a": [1, 2', 'a number'],
+    ['{"version": 3, "a": [1, 2]\n\n', undefined],
+  ] as const) {
+    const found = loadConfigText(text, 'cut.json', { env: {} }).errors[0]?.found ?? '';
+    assert.match(found, /^the end of the file/, `${JSON.stringify(text)}: ${found}`);
+    if (after) assert.ok(found.includes(`right after ${after}`), found);
+  }
+  // A token out of place in the middle of the text is not an early end.
+  const mid = loadConfigText('{"version": 3 "port": 1}', 'c.json', { env: {} }).errors[0]?.found ?? '';
+  assert.doesNotMatch(mid, /end of the file/);
+});
+
 test('invalid YAML is one error with its line and column', () => {
   const result = loadConfigText(fixture('broken.yaml'), 'broken.yaml', { env: {} });
   assert.equal(result.errors.length, 1);
