@@ -51,11 +51,6 @@ export class Deadline implements CancelSignal {
     if (ms > 0) queueFor(ms).add(this);
   }
 
-  /** The signal to hand to pipeline stages (the Deadline itself). */
-  get signal(): CancelSignal {
-    return this;
-  }
-
   onAbort(fn: AbortListener): void {
     if (this.#listeners) this.#listeners.push(fn);
     else this.#listeners = [fn];
@@ -95,11 +90,6 @@ export class Deadline implements CancelSignal {
     this.queue?.remove(this);
     if (this.#onParent) this.#parent!.offAbort(this.#onParent);
   }
-}
-
-/** A deadline with no parent; `deadline(parent, ms, reason)` with one. */
-export function deadline(parent: CancelSignal | undefined, ms: number, reason?: () => unknown): Deadline {
-  return new Deadline(parent, ms, reason);
 }
 
 /**

@@ -9,11 +9,12 @@ import { brotliDecompress, gunzip, inflate, zstdDecompress } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { CancelSignal } from './abort.ts';
 import { GatewayError } from './errors.ts';
-import { abortReason, UpstreamCall, type ResponseHeaders } from './upstream-call.ts';
+import type { ResponseHeaders } from './types.ts';
+import { abortReason, UpstreamCall } from './upstream-call.ts';
 
 export interface BufferedResponse {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: ResponseHeaders;
   body: Buffer;
 }
 
@@ -24,9 +25,7 @@ function tooLarge(limit: number): GatewayError {
 export function requestBuffered(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, limit: number): Promise<BufferedResponse> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const call = new BufferedCall(d, opts, signal, limit, resolve, reject);
-    signal.onAbort(call.onAbort);
-    call.dispatch();
+    new BufferedCall(d, opts, signal, limit, resolve, reject).dispatch();
   });
 }
 
@@ -55,7 +54,7 @@ class BufferedCall extends UpstreamCall {
     this.#reject = reject;
   }
 
-  readonly onAbort = (): void => {
+  protected readonly onAbort = (): void => {
     const reason = abortReason(this.signal);
     const c = this.controller;
     if (c && !c.aborted) c.abort(reason);
@@ -87,7 +86,7 @@ class BufferedCall extends UpstreamCall {
   #finish(err: unknown, value?: BufferedResponse): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.signal.offAbort(this.onAbort);
+    this.detach();
     if (err) this.#reject(err);
     else this.#resolve(value!);
   }

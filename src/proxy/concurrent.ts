@@ -1,14 +1,14 @@
 // concurrent_calls: N identical calls in parallel; the first good answer wins
 // and the others are cancelled. All failing fails with the last error.
 
-import { deadline } from './abort.ts';
+import { Deadline } from './abort.ts';
 import type { Proxy, ProxyResponse } from './types.ts';
 
 export function concurrentCalls(call: Proxy, n: number): Proxy {
   if (n <= 1) return call;
   return (req) => {
-    const d = deadline(req.signal, 0);
-    const child = { ...req, signal: d.signal };
+    const d = new Deadline(req.signal, 0);
+    const child = { ...req, signal: d };
     return new Promise<ProxyResponse>((resolve, reject) => {
       let failures = 0;
       let winner: ProxyResponse | undefined;

@@ -4,7 +4,7 @@
 import type { EndpointConfig, EndpointProxyOptions } from '../config/types.ts';
 import { mergeInto } from '../transform/data.ts';
 import { compileFlatmap } from '../transform/manipulate.ts';
-import { deadline } from './abort.ts';
+import { Deadline } from './abort.ts';
 import { compileBackendProxy, type BackendDeps } from './backend.ts';
 import { concurrentCalls } from './concurrent.ts';
 import { mergeTimeout, parallelMerge, sequentialMerge } from './merge.ts';
@@ -75,8 +75,8 @@ function withStatic(next: Proxy, opts: StaticOptions): Proxy {
 function withShadows(next: Proxy, shadows: Proxy[], timeoutMs: number): Proxy {
   return (req) => {
     for (const shadow of shadows) {
-      const d = deadline(undefined, timeoutMs);
-      shadow({ ...req, signal: d.signal }).then(
+      const d = new Deadline(undefined, timeoutMs);
+      shadow({ ...req, signal: d }).then(
         (r) => { r.passthrough?.discard(); d.dispose(); },
         () => d.dispose(),
       );

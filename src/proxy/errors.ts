@@ -34,6 +34,9 @@ export class TimeoutError extends GatewayError {
   }
 }
 
+/** The reason a Deadline gives when its timer fires (built only then: an Error captures a stack). */
+export const timeoutError = (): TimeoutError => new TimeoutError();
+
 export function asGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const message = err instanceof Error ? err.message : String(err);

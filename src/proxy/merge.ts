@@ -3,8 +3,8 @@
 // or in sequence (each may use {respN_field} from an earlier answer).
 
 import { mergeInto } from '../transform/data.ts';
-import { deadline } from './abort.ts';
-import { GatewayError, TimeoutError } from './errors.ts';
+import { Deadline } from './abort.ts';
+import { GatewayError, TimeoutError, timeoutError } from './errors.ts';
 import type { Data, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
 import { parseRespPlaceholder } from './url-template.ts';
 
@@ -15,8 +15,8 @@ export function mergeTimeout(endpointTimeoutMs: number): number {
 
 export function parallelMerge(parts: Proxy[], timeoutMs: number): Proxy {
   return (req) => {
-    const d = deadline(req.signal, timeoutMs, () => new TimeoutError());
-    const child: ProxyRequest = { ...req, signal: d.signal };
+    const d = new Deadline(req.signal, timeoutMs, timeoutError);
+    const child: ProxyRequest = { ...req, signal: d };
     const results: (ProxyResponse | Error | undefined)[] = new Array(parts.length);
     return new Promise<ProxyResponse>((resolve, reject) => {
       let pending = parts.length;
@@ -86,7 +86,7 @@ export function sequentialMerge(parts: Proxy[], placeholders: string[][], timeou
     }),
   );
   return async (req) => {
-    const d = deadline(req.signal, timeoutMs, () => new TimeoutError());
+    const d = new Deadline(req.signal, timeoutMs, timeoutError);
     const datas: Data[] = [];
     let merged: Data | undefined;
     let complete = true;
@@ -100,7 +100,7 @@ export function sequentialMerge(parts: Proxy[], placeholders: string[][], timeou
         }
         let r: ProxyResponse;
         try {
-          r = await parts[i]({ ...req, signal: d.signal, extraParams });
+          r = await parts[i]({ ...req, signal: d, extraParams });
         } catch (err) {
           if (i === 0) throw err;
           complete = false;

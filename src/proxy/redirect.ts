@@ -10,6 +10,7 @@
 // - After MAX_REDIRECTS hops the redirect answer itself is returned.
 
 import type { Dispatcher } from 'undici';
+import type { ResponseHeaders } from './types.ts';
 
 export const MAX_REDIRECTS = 10;
 
@@ -26,7 +27,7 @@ type Headers = Record<string, string | string[]>;
 export function redirectTo(
   opts: Dispatcher.DispatchOptions,
   status: number,
-  headers: Record<string, string | string[] | undefined>,
+  headers: ResponseHeaders,
   hops: number,
 ): Dispatcher.DispatchOptions | undefined {
   if (status < 301 || status > 308 || (status > 303 && status < 307)) return undefined;
@@ -41,12 +42,12 @@ export function redirectTo(
   }
   if (next.protocol !== 'http:' && next.protocol !== 'https:') return undefined;
 
-  const sameHost = next.origin === String(opts.origin);
+  const sameOrigin = next.origin === String(opts.origin);
   const toGet = status <= 303 && opts.method !== 'GET' && opts.method !== 'HEAD';
   const old = (opts.headers ?? {}) as Headers;
   const kept: Headers = {};
   for (const name in old) {
-    if (!sameHost && CREDENTIALS.has(name)) continue;
+    if (!sameOrigin && CREDENTIALS.has(name)) continue;
     if (toGet && BODY_HEADERS.has(name)) continue;
     kept[name] = old[name];
   }

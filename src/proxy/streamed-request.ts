@@ -10,15 +10,13 @@ import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { CancelSignal } from './abort.ts';
 import { isHopByHop } from './headers.ts';
-import type { Passthrough, RawHeaders } from './types.ts';
-import { abortReason, UpstreamCall, type ResponseHeaders } from './upstream-call.ts';
+import type { Passthrough, RawHeaders, ResponseHeaders } from './types.ts';
+import { abortReason, UpstreamCall } from './upstream-call.ts';
 
 export function requestStreamed(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal): Promise<Passthrough> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const call = new StreamedCall(d, opts, signal, resolve, reject);
-    signal.onAbort(call.onAbort);
-    call.dispatch();
+    new StreamedCall(d, opts, signal, resolve, reject).dispatch();
   });
 }
 
@@ -39,7 +37,7 @@ class StreamedCall extends UpstreamCall implements Passthrough {
     this.#reject = reject;
   }
 
-  readonly onAbort = (): void => {
+  protected readonly onAbort = (): void => {
     const reason = abortReason(this.signal);
     this.#abortUpstream(reason);
     if (!this.#started) this.#reject(reason);
@@ -70,13 +68,13 @@ class StreamedCall extends UpstreamCall implements Passthrough {
   protected end(): void {
     this.#ended = true;
     if (this.#target) {
-      this.#detach();
+      this.detach();
       this.#target.end();
     }
   }
 
   protected fail(err: Error): void {
-    this.#detach();
+    this.detach();
     if (!this.#started) this.#reject(err);
     else if (this.#target) this.#target.destroy(err);
   }
@@ -88,21 +86,21 @@ class StreamedCall extends UpstreamCall implements Passthrough {
     const c = this.controller!;
     if (res.destroyed) {
       // The client left before the answer started: free the upstream connection.
-      this.#detach();
+      this.detach();
       this.#abortUpstream('client closed the connection');
       return;
     }
     res.on('close', this.#onClientClose);
     if (this.#early) for (const chunk of this.#early.splice(0)) this.#write(c, chunk);
     if (this.#ended) {
-      this.#detach();
+      this.detach();
       res.end();
     } else c.resume();
   }
 
   discard(): void {
     this.#discarded = true;
-    this.#detach();
+    this.detach();
     this.#abortUpstream('response discarded');
   }
 
@@ -123,9 +121,4 @@ class StreamedCall extends UpstreamCall implements Passthrough {
   #abortUpstream(why: string | Error): void {
     const c = this.controller;
     if (!this.#ended && c && !c.aborted) c.abort(typeof why === 'string' ? new Error(why) : why);
-  }
-
-  #detach(): void {
-    this.signal.offAbort(this.onAbort);
-  }
-}
+  }}

@@ -37,6 +37,9 @@ export interface ProxyResponse {
   errors?: Error[];
 }
 
+/** Response headers as undici parses them (lower-case names). */
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
 /** Header names and values in one flat list: [name, value, name, value, ...], as writeHead() takes them. */
 export type RawHeaders = (string | string[])[];
 

@@ -1,13 +1,12 @@
 // What every backend call on undici's dispatch API shares: the controller of
 // the current hop, the request's signal, and redirects (followed here, in the
 // handler, only when a backend answers with one; see redirect.ts). Subclasses
-// see one answer: the final one.
+// see one answer, the final one, and hear when the signal aborts.
 
 import type { Dispatcher } from 'undici';
 import type { CancelSignal } from './abort.ts';
 import { redirectTo } from './redirect.ts';
-
-export type ResponseHeaders = Record<string, string | string[] | undefined>;
+import type { ResponseHeaders } from './types.ts';
 
 /** The Error a signal aborted with (a reason that is not an Error gets a plain one). */
 export function abortReason(signal: CancelSignal): Error {
@@ -30,10 +29,19 @@ export abstract class UpstreamCall implements Dispatcher.DispatchHandler {
     this.signal = signal;
   }
 
-  /** Make the call (the first hop). */
+  /** Make the call (the first hop), listening to the signal until detach(). */
   dispatch(): void {
+    this.signal.onAbort(this.onAbort);
     this.#dispatcher.dispatch(this.#opts, this);
   }
+
+  /** Stop listening to the signal (the call settled). */
+  protected detach(): void {
+    this.signal.offAbort(this.onAbort);
+  }
+
+  /** The signal aborted while the call was listening. */
+  protected abstract readonly onAbort: () => void;
 
   /** The final answer's status and headers. */
   protected abstract start(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void;

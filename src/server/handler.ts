@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledEndpoint, Plan } from '../plan/plan.ts';
 import { Deadline } from '../proxy/abort.ts';
-import { asGatewayError, GatewayError, TimeoutError } from '../proxy/errors.ts';
+import { asGatewayError, GatewayError, timeoutError } from '../proxy/errors.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { log } from '../telemetry/log.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
@@ -77,7 +77,6 @@ export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
 
 const kDeadline = Symbol('portico.deadline');
 type TrackedResponse = ServerResponse & { [kDeadline]?: Deadline };
-const timeoutError = () => new TimeoutError();
 
 /** A client that goes away cancels its backend calls (one shared listener, no closure per request). */
 function onResponseClose(this: TrackedResponse): void {

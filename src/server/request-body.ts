@@ -13,12 +13,11 @@ export function hasBody(req: IncomingMessage): boolean {
  * times (parallel, concurrent_calls, shadows), so the body is read once here.
  */
 export function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  if (!hasBody(req)) return Promise.resolve(undefined);
   const declared = req.headers['content-length'];
-  if (declared === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(undefined);
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(new GatewayError(413, 'request body too large'));
   }
-  if (declared === '0') return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
