@@ -81,8 +81,12 @@ export class ClusterServing implements Serving {
   }
 
   healthChanged(): void {
-    const msg: ToWorker = { type: 'health', health: this.#hooks.health(), ready: this.#hooks.ready() };
+    const msg = this.#healthMessage();
     for (const w of this.#live) send(w, msg);
+  }
+
+  #healthMessage(): ToWorker {
+    return { type: 'health', health: this.#hooks.health(), ready: this.#hooks.ready() };
   }
 
   async shutdown(graceMs: number): Promise<void> {
@@ -119,7 +123,7 @@ export class ClusterServing implements Serving {
     const target = this.#target;
     if (target && target !== snapshot) await this.#apply(w, target, snapshot);
     if (this.#listening) await this.#ask(w, { type: 'listen' }, 'listening');
-    send(w, { type: 'health', health: this.#hooks.health(), ready: this.#hooks.ready() });
+    send(w, this.#healthMessage());
     return w;
   }
 
