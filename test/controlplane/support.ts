@@ -2,13 +2,13 @@
 // process (port 0, found in its "control plane listening" log line), stop it by
 // its pid, call its API, and build small valid configurations.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request, type TestResponse } from '../helpers/http.ts';
-import { BIN, type Finished } from '../helpers/process.ts';
+import { BIN, runScript, startScript, type Finished } from '../helpers/process.ts';
 
 /** Runs `control-plane` / `ctl` without the rest of the CLI (faster start); bin/portico.js is checked in ctl.test.ts. */
 export const ENTRY = fileURLToPath(new URL('./entry.ts', import.meta.url));
@@ -16,15 +16,7 @@ const baseEnv = { ...process.env, PORTICO_ADMIN_TOKEN: '', PORTICO_NODE_TOKEN: '
 
 /** Run `portico <args>` (control-plane or ctl) to completion. */
 export function runEntry(args: string[], env: Record<string, string> = {}): Promise<Finished> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ENTRY, ...args], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runScript(ENTRY, args, { ...baseEnv, ...env });
 }
 
 export interface ControlPlaneProcess {
@@ -44,52 +36,33 @@ export function tempDir(prefix: string): string {
 }
 
 /** Start a control plane (through bin/portico.js with viaBin, else the faster entry.ts) and resolve once it listens. */
-export function startControlPlane(args: string[], env: Record<string, string> = {}, opts: { viaBin?: boolean } = {}): Promise<ControlPlaneProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [opts.viaBin ? BIN : ENTRY, 'control-plane', '--listen', '127.0.0.1:0', ...args], {
-      env: { ...baseEnv, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error('control plane did not start:\n' + out));
-    }, 10_000);
-    const onData = (d: Buffer) => {
-      out += d;
-      const m = /"msg":"control plane listening".*?"port":(\d+)/.exec(out);
-      if (!m || handle) return;
-      clearTimeout(timer);
-      const port = Number(m[1]);
-      handle = {
-        url: `http://127.0.0.1:${port}`,
-        port,
-        child,
-        output: () => out,
-        exited,
-        async stop(signal = 'SIGTERM') {
-          if (child.exitCode === null && child.signalCode === null) {
-            child.kill(signal);
-            const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-            await exited;
-            clearTimeout(t);
-          }
-          running.delete(handle!);
-          return child.exitCode;
-        },
-      };
-      running.add(handle);
-      resolve(handle);
-    };
-    let handle: ControlPlaneProcess | undefined;
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    exited.then((code) => {
-      clearTimeout(timer);
-      if (!handle) reject(new Error(`control plane exited with ${code}:\n${out}`));
-    });
-  });
+export async function startControlPlane(args: string[], env: Record<string, string> = {}, opts: { viaBin?: boolean } = {}): Promise<ControlPlaneProcess> {
+  const { child, port, output, exited } = await startScript(
+    opts.viaBin ? BIN : ENTRY,
+    ['control-plane', '--listen', '127.0.0.1:0', ...args],
+    { ...baseEnv, ...env },
+    /"msg":"control plane listening".*?"port":(\d+)/,
+    'control plane',
+  );
+  const handle: ControlPlaneProcess = {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    output,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+      running.delete(handle);
+      return child.exitCode;
+    },
+  };
+  running.add(handle);
+  return handle;
 }
 
 /** Stop every control plane this test process started and has not stopped (by pid). */

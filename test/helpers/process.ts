@@ -21,9 +21,10 @@ export interface Finished {
   stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<Finished> {
+/** Run `node <script> <args>` to completion with exactly `env`, collecting its output. */
+export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -33,6 +34,10 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   });
 }
 
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<Finished> {
+  return runScript(BIN, args, childEnv(env));
+}
+
 export interface Running {
   child: ChildProcess;
   port: number;
@@ -40,19 +45,23 @@ export interface Running {
   exited: Promise<number | null>;
 }
 
-/** Start `portico run` and resolve once it logs that it is listening. */
-export function startCli(args: string[], env: Record<string, string> = {}): Promise<Running> {
+/**
+ * Start `node <script> <args>` with exactly `env` and resolve once its output
+ * matches `listening`, whose first group is the port; reject if it exits first
+ * or has not matched within 10 s (`name` is for the error messages).
+ */
+export function startScript(script: string, args: string[], env: NodeJS.ProcessEnv, listening: RegExp, name: string): Promise<Running> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error('portico did not start:\n' + out));
+      reject(new Error(`${name} did not start:\n` + out));
     }, 10_000);
     const onData = (d: Buffer) => {
       out += d;
-      const m = /"msg":"listening".*?"port":(\d+)/.exec(out);
+      const m = listening.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve({ child, port: Number(m[1]), output: () => out, exited });
@@ -62,7 +71,12 @@ export function startCli(args: string[], env: Record<string, string> = {}): Prom
     child.stderr!.on('data', onData);
     exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`portico exited with ${code}:\n${out}`));
+      reject(new Error(`${name} exited with ${code}:\n${out}`));
     });
   });
+}
+
+/** Start `portico run` and resolve once it logs that it is listening. */
+export function startCli(args: string[], env: Record<string, string> = {}): Promise<Running> {
+  return startScript(BIN, args, childEnv(env), /"msg":"listening".*?"port":(\d+)/, 'portico');
 }
