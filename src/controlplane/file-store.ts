@@ -16,7 +16,7 @@ import { configHash } from '../lifecycle/canonical.ts';
 import { log } from '../telemetry/log.ts';
 import { TEMP_SUFFIX, writeFileAtomic } from '../lifecycle/atomic-file.ts';
 import { DirLock } from './dir-lock.ts';
-import { Mutex } from './mutex.ts';
+import { Mutex } from '../lifecycle/mutex.ts';
 import { parseNodeRecord } from './node-report.ts';
 import { NODE_ID, type ConfigEnvelope, type ConfigMeta, type NodeRecord, type NodeReport } from './protocol.ts';
 import {

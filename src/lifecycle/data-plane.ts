@@ -13,6 +13,7 @@ import { VERSION } from '../version.ts';
 import { configHash } from './canonical.ts';
 import { embeddedDefault } from './default-config.ts';
 import type { LastKnownGood, StoredSnapshot } from './last-known-good.ts';
+import { Mutex } from './mutex.ts';
 import { LocalServing } from './local-serving.ts';
 import type { Serving, ServingHooks } from './serving.ts';
 import type { Candidate, Snapshot } from './snapshot.ts';
@@ -76,7 +77,8 @@ export class DataPlane {
   #lastSyncError: string | undefined;
   /** When the source started failing (reset by its next success): stale is failing for longer than staleAfterMs. */
   #failingSince: number | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
+  /** Offers are applied one at a time, in order. */
+  readonly #offers = new Mutex();
   readonly #ignoredLogged = new Set<number>();
 
   constructor(opts: DataPlaneOptions) {
@@ -121,9 +123,7 @@ export class DataPlane {
    * `allowOlder` accepts a version that is not newer (after a source was reset, e.g. etcd wiped).
    */
   offer(c: Candidate, how: OfferHow = {}): Promise<OfferOutcome> {
-    const run = this.#queue.then(() => this.#apply(c, how));
-    this.#queue = run.catch(() => {});
-    return run;
+    return this.#offers.run(() => this.#apply(c, how));
   }
 
   async #apply(c: Candidate, how: OfferHow): Promise<OfferOutcome> {
