@@ -1,12 +1,13 @@
 // Checks for the extra_config namespaces Portico implements: service `router`
 // and `portico/server`, endpoint `proxy`, backend `proxy` and `backend/http`.
-// Other namespaces are left alone here: later features and KrakenD plugins
-// validate their own.
+// Every other namespace fails closed (namespace-support.ts): an error when it
+// enforces a policy, a warning when it only observes.
 
 import { isIP } from 'node:net';
 import { checkFields, checkValue, expectObject, quoteList, type ObjectRules } from './fields.ts';
 import { isPlainObject, type JsonPath } from './json-path.ts';
 import type { IssueCollector } from './issues.ts';
+import { reportUnsupportedNamespace, type NamespaceScope } from './namespace-support.ts';
 
 export const ROUTER_NS = 'router';
 export const PROXY_NS = 'proxy';
@@ -64,8 +65,26 @@ const BACKEND_HTTP_RULES: ObjectRules = {
 export const STATIC_STRATEGIES = ['always', 'success', 'errored', 'complete', 'incomplete'] as const;
 const FLATMAP_ARGS: Readonly<Record<string, number>> = { move: 2, append: 2, del: 1 };
 
+/** The namespaces this build implements, by scope. */
+const IMPLEMENTED: Readonly<Record<NamespaceScope, readonly string[]>> = {
+  service: [ROUTER_NS, PORTICO_SERVER_NS],
+  endpoint: [PROXY_NS],
+  backend: [PROXY_NS, BACKEND_HTTP_NS],
+};
+
+/** Fail closed: every key of `extra` that no implemented namespace handles at this scope is reported. */
+export function checkUnsupportedNamespaces(c: IssueCollector, extra: Record<string, unknown>, path: JsonPath, scope: NamespaceScope): void {
+  const implemented = IMPLEMENTED[scope];
+  for (const name of Object.keys(extra)) {
+    if (implemented.includes(name)) continue;
+    const elsewhere = (Object.keys(IMPLEMENTED) as NamespaceScope[]).filter((s) => IMPLEMENTED[s].includes(name));
+    reportUnsupportedNamespace(c, name, [...path, name], scope, implemented, elsewhere);
+  }
+}
+
 /** Service-level extra_config. */
 export function checkServiceNamespaces(c: IssueCollector, extra: Record<string, unknown>, path: JsonPath): void {
+  checkUnsupportedNamespaces(c, extra, path, 'service');
   if (ROUTER_NS in extra) checkRouter(c, extra[ROUTER_NS], [...path, ROUTER_NS]);
   const server = extra[PORTICO_SERVER_NS];
   const serverPath = [...path, PORTICO_SERVER_NS];
@@ -151,6 +170,7 @@ export function checkFlatmap(c: IssueCollector, value: unknown, path: JsonPath):
 }
 
 export function checkBackendNamespaces(c: IssueCollector, extra: Record<string, unknown>, path: JsonPath): void {
+  checkUnsupportedNamespaces(c, extra, path, 'backend');
   if (PROXY_NS in extra) {
     const proxyPath = [...path, PROXY_NS];
     const proxy = extra[PROXY_NS];

@@ -4,7 +4,7 @@ import { checkFields, checkValue, expectObject, quoteList, type ObjectRules } fr
 import { HOST_EXPECTED, sanitizeHost } from './hosts.ts';
 import { isPlainObject, type JsonPath } from './json-path.ts';
 import type { IssueCollector } from './issues.ts';
-import { checkBackendNamespaces, checkEndpointProxy, PROXY_NS } from './namespaces.ts';
+import { checkBackendNamespaces, checkEndpointProxy, checkUnsupportedNamespaces, PROXY_NS } from './namespaces.ts';
 import {
   endpointParams,
   FORBIDDEN_PATH_CHARS,
@@ -105,8 +105,9 @@ function checkEndpoint(
   let sequential = false;
   if ('extra_config' in endpoint) {
     const extraPath = [...path, 'extra_config'];
-    if (expectObject(c, endpoint.extra_config, extraPath, 'an object of namespaces') && PROXY_NS in endpoint.extra_config) {
-      sequential = checkEndpointProxy(c, endpoint.extra_config[PROXY_NS], [...extraPath, PROXY_NS]).sequential;
+    if (expectObject(c, endpoint.extra_config, extraPath, 'an object of namespaces')) {
+      checkUnsupportedNamespaces(c, endpoint.extra_config, extraPath, 'endpoint');
+      if (PROXY_NS in endpoint.extra_config) sequential = checkEndpointProxy(c, endpoint.extra_config[PROXY_NS], [...extraPath, PROXY_NS]).sequential;
     }
   }
 

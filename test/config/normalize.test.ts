@@ -50,7 +50,7 @@ test('top-level values are converted', () => {
       max_idle_connections_per_host: 5,
       debug_endpoint: true,
       echo_endpoint: true,
-      extra_config: { 'portico/server': { max_body_bytes: 100, max_backend_body_bytes: 200 }, 'security/cors': { allow_origins: ['*'] } },
+      extra_config: { 'portico/server': { max_body_bytes: 100, max_backend_body_bytes: 200 }, 'telemetry/logging': { level: 'INFO' } },
     }),
   ).config!;
   assert.equal(config.name, 'n');
@@ -65,7 +65,7 @@ test('top-level values are converted', () => {
   assert.equal(config.maxBackendBodyBytes, 200);
   assert.equal(config.debugEndpoint, true);
   assert.equal(config.echoEndpoint, true);
-  assert.deepEqual(config.extraConfig['security/cors'], { allow_origins: ['*'] }, 'other namespaces kept as written');
+  assert.deepEqual(config.extraConfig['telemetry/logging'], { level: 'INFO' }, 'other namespaces kept as written');
 });
 
 test('endpoints inherit timeout, cache_ttl and output_encoding; other endpoint defaults', () => {
@@ -95,7 +95,7 @@ test('endpoint values override the top level', () => {
         concurrent_calls: 3,
         extra_config: {
           proxy: { sequential: true, static: { strategy: 'errored', data: { fallback: true } }, flatmap_filter: [{ type: 'del', args: ['a'] }] },
-          'auth/validator': { alg: 'RS256' },
+          'documentation/openapi': { summary: 'S' },
         },
       },
       { timeout: '5s', cache_ttl: '1m' },
@@ -113,7 +113,7 @@ test('endpoint values override the top level', () => {
     static: { strategy: 'errored', data: { fallback: true } },
     flatmapFilter: [{ type: 'del', args: ['a'] }],
   });
-  assert.deepEqual(endpoint.extraConfig['auth/validator'], { alg: 'RS256' });
+  assert.deepEqual(endpoint.extraConfig['documentation/openapi'], { summary: 'S' });
   const empty = assertValid(withEndpoint({ input_headers: [] })).config!.endpoints[0]!;
   assert.deepEqual(empty.inputHeaders, ['Content-Type'], 'an empty input_headers list is the default in KrakenD');
   const noStrategy = assertValid(withEndpoint({ extra_config: { proxy: { static: { data: { a: 1 } } } } })).config!.endpoints[0]!;
@@ -158,7 +158,7 @@ test('backend values are carried over', () => {
       extra_config: {
         proxy: { shadow: true, flatmap_filter: [{ type: 'move', args: ['a', 'b'] }] },
         'backend/http': { return_error_details: 'backend_a', return_error_code: true },
-        'qos/circuit-breaker': { max_errors: 1 },
+        'telemetry/opentelemetry': { disable_metrics: true },
       },
     }),
   ).config!.endpoints[0]!.backends[0]!;
@@ -176,7 +176,7 @@ test('backend values are carried over', () => {
   assert.equal(backend.shadow, true);
   assert.equal(backend.returnErrorDetails, 'backend_a');
   assert.equal(backend.returnErrorCode, true);
-  assert.deepEqual(backend.extraConfig['qos/circuit-breaker'], { max_errors: 1 });
+  assert.deepEqual(backend.extraConfig['telemetry/opentelemetry'], { disable_metrics: true });
   const emptyFilters = assertValid(withBackend({ input_headers: [], input_query_strings: [] })).config!.endpoints[0]!.backends[0]!;
   assert.equal(emptyFilters.inputHeaders, undefined, 'KrakenD: an empty backend list means no further filtering');
   assert.equal(emptyFilters.inputQueryStrings, undefined);

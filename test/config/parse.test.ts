@@ -71,7 +71,7 @@ test('comment keys (@ $ _ #) are removed at every level and never reported', () 
     _top: 1,
     '#': 2,
     ...service({
-      extra_config: { router: { '@c': 'r', health_path: '/h' }, 'security/cors': { _c: 1 } },
+      extra_config: { router: { '@c': 'r', health_path: '/h' }, 'portico/server': { _c: 1 } },
       endpoints: [
         {
           '@comment': 'endpoint',
@@ -88,7 +88,7 @@ test('comment keys (@ $ _ #) are removed at every level and never reported', () 
   assert.equal('@comment' in raw, false);
   assert.equal('$schema' in raw, false);
   assert.deepEqual(raw.extra_config.router, { health_path: '/h' });
-  assert.deepEqual(raw.extra_config['security/cors'], {});
+  assert.deepEqual(raw.extra_config['portico/server'], {});
   assert.equal('@comment' in raw.endpoints[0], false);
   assert.equal('_c' in raw.endpoints[0].backend[0], false);
   assert.deepEqual(result.config?.endpoints[0]?.proxy.static?.data, { _keep: 1 }, 'static data is user data, kept verbatim');
@@ -108,11 +108,12 @@ test('user data keeps keys that look like comments: mapping, json-schema, error 
       ],
     }),
   );
-  assert.deepEqual(result.errors, []);
-  const endpoint = result.config?.endpoints[0];
-  assert.deepEqual(endpoint?.backends[0]?.mapping, { _id: 'id' });
-  assert.deepEqual(endpoint?.extraConfig['validation/json-schema'], schema);
-  assert.deepEqual(result.config?.router.errorBody?.notFound, { _error: 'gone' });
+  // validation/json-schema is not implemented yet (fail closed), but its value is already read verbatim.
+  assert.deepEqual(result.errors.map((e) => e.path), ['$.endpoints[0].extra_config["validation/json-schema"]']);
+  const raw = result.raw as { endpoints: Array<{ extra_config: Record<string, unknown>; backend: Array<{ mapping: unknown }> }>; extra_config: { router: unknown } };
+  assert.deepEqual(raw.endpoints[0]?.backend[0]?.mapping, { _id: 'id' });
+  assert.deepEqual(raw.endpoints[0]?.extra_config['validation/json-schema'], schema);
+  assert.deepEqual(raw.extra_config.router, { error_body: { '404': { _error: 'gone' } } });
 });
 
 test('the locator maps paths to lines, and missing keys to their container', () => {

@@ -292,10 +292,10 @@ test('tls: key files required unless disabled; versions; mTLS options', () => {
   assertValid(service({ tls: { ...keys, min_version: 'TLS12', max_version: 'TLS13', ca_certs: ['ca.pem'], enable_mtls: true, disable_system_ca_pool: true, curve_preferences: [23], cipher_suites: [4865], prefer_server_cipher_suites: true } }));
 });
 
-test('unknown keys are warnings (errors with lint); unknown namespaces are left alone', () => {
+test('unknown keys are warnings (errors with lint); so are namespaces that only observe', () => {
   const config = withBackend(
-    { url_patern: '/x', extra_config: { 'qos/circuit-breaker': { anything: 1 }, 'backend/http': { return_error_cod: true } } },
-    { headers_to_pass: ['X'], extra_config: { 'auth/validator': { whatever: true }, 'plugin/x': [1] } },
+    { url_patern: '/x', extra_config: { 'telemetry/opentelemetry': { anything: 1 }, 'backend/http': { return_error_cod: true } } },
+    { headers_to_pass: ['X'], extra_config: { 'documentation/openapi': { whatever: true } } },
   );
   const result = load({ ...config, timeut: '2s', extra_config: { 'telemetry/logging': { level: 'DEBUG' } } });
   assert.ok(result.config, 'warnings do not block the config');
@@ -303,7 +303,10 @@ test('unknown keys are warnings (errors with lint); unknown namespaces are left 
   assert.match(issueAt(result.warnings, `${E0}.headers_to_pass`).expected, /did you mean "input_headers"/);
   assert.match(issueAt(result.warnings, `${B0}.url_patern`).expected, /did you mean "url_pattern"/);
   issueAt(result.warnings, `${B0}.extra_config["backend/http"].return_error_cod`);
-  assert.equal(result.warnings.length, 4);
+  for (const ns of [`${B0}.extra_config["telemetry/opentelemetry"]`, `${E0}.extra_config["documentation/openapi"]`, '$.extra_config["telemetry/logging"]']) {
+    assert.match(issueAt(result.warnings, ns).found, /not supported by this version: ignored/);
+  }
+  assert.equal(result.warnings.length, 7);
   assert.ok(result.warnings.every((w) => w.severity === 'warning'));
 
   const linted = load(config, { lint: true });

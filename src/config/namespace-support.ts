@@ -1,0 +1,76 @@
+// Fail closed: every extra_config namespace this build does not implement is
+// classified here. A namespace that enforces a policy or changes how requests
+// are served is an error (serving without it would silently drop a JWT check,
+// a rate limit, a CORS rule...); one that only observes (telemetry,
+// documentation) is a warning; anything else is reported as unknown.
+
+import { suggest } from './issues.ts';
+import type { IssueCollector } from './issues.ts';
+import type { JsonPath } from './json-path.ts';
+
+export type NamespaceScope = 'service' | 'endpoint' | 'backend';
+
+/** KrakenD's policy namespaces (CONFIG-V3 "Fail closed"), by prefix or exact name. */
+const POLICY_PREFIXES = ['auth/', 'security/', 'qos/', 'validation/', 'modifier/', 'governance/'];
+const POLICY_NAMES = new Set(['websocket', 'grpc']);
+/** Namespaces that replace how a request is served (other backend kinds, plugins, server features). */
+const BEHAVIOUR_PREFIXES = ['backend/', 'plugin/', 'server/', 'ai/', 'async/'];
+const BEHAVIOUR_NAMES = new Set(['redis']);
+/** Namespaces that only observe: dropping them loses telemetry, never protection. */
+const OBSERVING_PREFIXES = ['telemetry/', 'documentation/'];
+
+export type NamespaceKind = 'policy' | 'behaviour' | 'observing' | 'legacy' | 'unknown';
+
+export function namespaceKind(name: string): NamespaceKind {
+  if (POLICY_NAMES.has(name) || POLICY_PREFIXES.some((p) => name.startsWith(p))) return 'policy';
+  if (BEHAVIOUR_NAMES.has(name) || BEHAVIOUR_PREFIXES.some((p) => name.startsWith(p))) return 'behaviour';
+  if (OBSERVING_PREFIXES.some((p) => name.startsWith(p))) return 'observing';
+  // KrakenD 1.x/2.0 namespace names (github_com/devopsfaith/krakend-jose/validator, ...): v3 renamed them all.
+  if (name.startsWith('github_com/') || name.startsWith('github.com/')) return 'legacy';
+  return 'unknown';
+}
+
+/**
+ * Reports `name` at `path` (the namespace key), which no implemented namespace
+ * handles at this scope. `implemented` lists what this scope does support, for
+ * the message and for did-you-mean hints.
+ */
+export function reportUnsupportedNamespace(
+  c: IssueCollector,
+  name: string,
+  path: JsonPath,
+  scope: NamespaceScope,
+  implemented: readonly string[],
+  elsewhere?: readonly NamespaceScope[],
+): void {
+  const known = implemented.length > 0 ? implemented.map((n) => JSON.stringify(n)).join(', ') : 'none';
+  const expected = `a namespace this version of Portico implements at ${scope} level (${known})`;
+  const quoted = JSON.stringify(name);
+  if (elsewhere && elsewhere.length > 0) {
+    const where = `${elsewhere.join(' or ')} level`;
+    const kind = namespaceKind(name);
+    const text = `${quoted} at ${scope} level, where it is not supported by this version (it belongs at ${where})`;
+    if (kind === 'policy') c.add('error', path, expected, `${text}: it would not be enforced here`, 'key');
+    else c.add('warning', path, expected, `${text}: ignored`, 'key');
+    return;
+  }
+  switch (namespaceKind(name)) {
+    case 'policy':
+      c.add('error', path, expected, `${quoted}, a policy namespace not supported by this version (serving without it would leave the policy unenforced)`, 'key');
+      return;
+    case 'behaviour':
+      c.add('error', path, expected, `${quoted}, a namespace not supported by this version (it changes how requests are served)`, 'key');
+      return;
+    case 'legacy':
+      c.add('error', path, expected, `${quoted}, a KrakenD 1.x/2.0 namespace name not supported by this version (the v3 format renamed it; see KrakenD's migration guide)`, 'key');
+      return;
+    case 'observing':
+      c.add('warning', path, expected, `${quoted}, an observability namespace not supported by this version: ignored`, 'key');
+      return;
+    case 'unknown': {
+      const hint = suggest(name, implemented);
+      const found = hint ? `unknown namespace ${quoted} (did you mean ${JSON.stringify(hint)}?): ignored` : `unknown namespace ${quoted}: ignored`;
+      c.add('warning', path, expected, found, 'key');
+    }
+  }
+}
