@@ -48,13 +48,13 @@ function loadParsed(source: ParsedSource, file: string, opts: LoadOptions): Load
   for (const path of source.duplicateKeys) {
     c.warning(path, 'each key once per object (the last value wins)', `duplicate key ${JSON.stringify(path.at(-1))}`, 'key');
   }
-  validateConfig(c, raw);
+  const parsed = validateConfig(c, raw);
 
   const lintErrors = opts.lint ? c.warnings.map((w): ConfigIssue => ({ ...w, severity: 'error' })) : [];
   const errors = inFileOrder([...c.errors, ...lintErrors]);
   const warnings = opts.lint ? [] : inFileOrder(c.warnings);
   const result: LoadResult = { errors, warnings, raw, document };
-  if (errors.length === 0 && isPlainObject(raw)) result.config = normalizeConfig(raw);
+  if (errors.length === 0 && isPlainObject(raw)) result.config = normalizeConfig(raw, parsed);
   return result;
 }
 

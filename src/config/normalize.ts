@@ -2,50 +2,20 @@
 // validation: defaults applied, values inherited (service -> endpoint ->
 // backend), durations in milliseconds, hosts sanitized.
 
+import { backendHttp } from '../namespaces/backend-http.ts';
+import { optionsOf } from '../namespaces/namespace.ts';
+import { porticoServer } from '../namespaces/portico-server.ts';
+import { proxy, type BackendProxyOptions } from '../namespaces/proxy.ts';
+import { DEFAULT_ROUTER, router } from '../namespaces/router.ts';
 import * as D from './defaults.ts';
-import { parseDuration } from './duration.ts';
 import { sanitizeHost } from './hosts.ts';
 import { isPlainObject } from './json-path.ts';
-import { BACKEND_HTTP_NS, PORTICO_SERVER_NS, PROXY_NS, ROUTER_NS } from './namespaces.ts';
-import { cleanPath, DEFAULT_HEALTH_PATH } from './routes.ts';
-import type {
-  BackendConfig,
-  EndpointConfig,
-  EndpointProxyOptions,
-  FlatmapOperation,
-  HttpMethod,
-  RouterOptions,
-  ServiceConfig,
-  TlsConfig,
-} from './types.ts';
+import { bool, int, ms, obj, seconds, str, strings, type Raw } from './read.ts';
+import { cleanPath } from './routes.ts';
+import type { BackendConfig, EndpointConfig, EndpointProxyOptions, HttpMethod, ServiceConfig, TlsConfig } from './types.ts';
+import type { ParsedNamespaces } from './validate.ts';
 import { TLS_VERSIONS } from './validate-tls.ts';
 import { toEncoding, toOutputEncoding } from './vocabulary.ts';
-
-type Raw = Record<string, unknown>;
-
-function obj(value: unknown): Raw {
-  return isPlainObject(value) ? value : {};
-}
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-function strings(value: unknown): string[] | undefined {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined;
-}
-function bool(value: unknown): boolean {
-  return value === true;
-}
-function int(value: unknown): number | undefined {
-  return typeof value === 'number' ? value : undefined;
-}
-/** Duration in ms; unset, invalid and zero all give 0. */
-function ms(value: unknown): number {
-  return (typeof value === 'string' ? parseDuration(value) : undefined) ?? 0;
-}
-/** Cache-Control max-age is whole seconds (Go truncates the same way). */
-function seconds(value: unknown): number {
-  return Math.floor(ms(value) / 1000);
-}
 
 function sanitizeHosts(hosts: string[], disableSanitize: boolean): string[] {
   return hosts.map((h) => {
@@ -54,9 +24,10 @@ function sanitizeHosts(hosts: string[], disableSanitize: boolean): string[] {
   });
 }
 
-export function normalizeConfig(raw: Raw): ServiceConfig {
+export function normalizeConfig(raw: Raw, parsed: ParsedNamespaces): ServiceConfig {
   const extra = obj(raw.extra_config);
-  const server = obj(extra[PORTICO_SERVER_NS]);
+  const namespaces = parsed.get(extra) ?? [];
+  const server = optionsOf(namespaces, porticoServer);
   const service: Omit<ServiceConfig, 'endpoints'> = {
     version: 3,
     name: str(raw.name),
@@ -71,37 +42,17 @@ export function normalizeConfig(raw: Raw): ServiceConfig {
     idleTimeoutMs: ms(raw.idle_timeout) || D.UNLIMITED_MS,
     readHeaderTimeoutMs: ms(raw.read_header_timeout) || D.DEFAULT_READ_HEADER_TIMEOUT_MS,
     maxIdleConnectionsPerHost: int(raw.max_idle_connections_per_host) || D.DEFAULT_MAX_IDLE_CONNECTIONS_PER_HOST,
-    maxBodyBytes: int(server.max_body_bytes) ?? D.DEFAULT_MAX_BODY_BYTES,
-    maxBackendBodyBytes: int(server.max_backend_body_bytes) ?? D.DEFAULT_MAX_BACKEND_BODY_BYTES,
+    maxBodyBytes: server?.maxBodyBytes ?? D.DEFAULT_MAX_BODY_BYTES,
+    maxBackendBodyBytes: server?.maxBackendBodyBytes ?? D.DEFAULT_MAX_BACKEND_BODY_BYTES,
     tls: normalizeTls(raw.tls),
     debugEndpoint: bool(raw.debug_endpoint),
     echoEndpoint: bool(raw.echo_endpoint),
-    router: normalizeRouter(obj(extra[ROUTER_NS])),
+    router: optionsOf(namespaces, router) ?? DEFAULT_ROUTER,
+    namespaces,
     extraConfig: extra,
   };
-  const endpoints = (Array.isArray(raw.endpoints) ? raw.endpoints : []).map((e) => normalizeEndpoint(obj(e), service));
+  const endpoints = (Array.isArray(raw.endpoints) ? raw.endpoints : []).map((e) => normalizeEndpoint(obj(e), service, parsed));
   return { ...service, endpoints };
-}
-
-function normalizeRouter(r: Raw): RouterOptions {
-  const options: RouterOptions = {
-    returnErrorMsg: bool(r.return_error_msg),
-    healthPath: str(r.health_path) ?? DEFAULT_HEALTH_PATH,
-    disableHealth: bool(r.disable_health),
-    autoOptions: bool(r.auto_options),
-    removeExtraSlash: bool(r.remove_extra_slash),
-    disableRedirectTrailingSlash: bool(r.disable_redirect_trailing_slash),
-    disableRedirectFixedPath: bool(r.disable_redirect_fixed_path),
-    forwardedByClientIp: bool(r.forwarded_by_client_ip),
-    remoteIpHeaders: strings(r.remote_ip_headers) ?? [],
-    trustedProxies: strings(r.trusted_proxies) ?? [],
-    disableAccessLog: bool(r.disable_access_log),
-    loggerSkipPaths: strings(r.logger_skip_paths) ?? [],
-  };
-  if (isPlainObject(r.error_body)) {
-    options.errorBody = { notFound: r.error_body['404'], methodNotAllowed: r.error_body['405'] };
-  }
-  return options;
 }
 
 function minOf(a: 'TLSv1.2' | 'TLSv1.3', b: 'TLSv1.2' | 'TLSv1.3' | undefined): 'TLSv1.2' | 'TLSv1.3' {
@@ -136,13 +87,9 @@ function normalizeTls(value: unknown): TlsConfig | undefined {
   return tls;
 }
 
-function flatmap(value: unknown): FlatmapOperation[] | undefined {
-  if (!Array.isArray(value)) return undefined;
-  return value.map((op) => ({ type: obj(op).type as FlatmapOperation['type'], args: strings(obj(op).args) ?? [] }));
-}
-
-function normalizeEndpoint(e: Raw, service: Omit<ServiceConfig, 'endpoints'>): EndpointConfig {
+function normalizeEndpoint(e: Raw, service: Omit<ServiceConfig, 'endpoints'>, parsed: ParsedNamespaces): EndpointConfig {
   const extra = obj(e.extra_config);
+  const namespaces = parsed.get(extra) ?? [];
   const method = (str(e.method) ?? D.DEFAULT_METHOD) as HttpMethod;
   const outputEncoding = e.output_encoding === undefined ? service.outputEncoding : toOutputEncoding(str(e.output_encoding) ?? '');
   const inputHeaders = strings(e.input_headers);
@@ -157,22 +104,12 @@ function normalizeEndpoint(e: Raw, service: Omit<ServiceConfig, 'endpoints'>): E
     inputHeaders: inputHeaders && inputHeaders.length > 0 ? inputHeaders : [...D.DEFAULT_INPUT_HEADERS],
     inputQueryStrings: strings(e.input_query_strings) ?? [],
     concurrentCalls: int(e.concurrent_calls) ?? D.DEFAULT_CONCURRENT_CALLS,
-    proxy: normalizeEndpointProxy(obj(extra[PROXY_NS])),
+    proxy: (optionsOf(namespaces, proxy) as EndpointProxyOptions | undefined) ?? { sequential: false },
+    namespaces,
     extraConfig: extra,
   };
-  const backends = (Array.isArray(e.backend) ? e.backend : []).map((b) => normalizeBackend(obj(b), endpoint, service.host));
+  const backends = (Array.isArray(e.backend) ? e.backend : []).map((b) => normalizeBackend(obj(b), endpoint, service.host, parsed));
   return { ...endpoint, backends };
-}
-
-function normalizeEndpointProxy(p: Raw): EndpointProxyOptions {
-  const options: EndpointProxyOptions = { sequential: bool(p.sequential) };
-  if (isPlainObject(p.static)) {
-    const strategy = (str(p.static.strategy) ?? 'always') as NonNullable<EndpointProxyOptions['static']>['strategy'];
-    options.static = { strategy, data: obj(p.static.data) };
-  }
-  const ops = flatmap(p.flatmap_filter);
-  if (ops) options.flatmapFilter = ops;
-  return options;
 }
 
 /** A further per-backend filter; KrakenD treats an empty list as "no further filtering". */
@@ -181,10 +118,11 @@ function furtherFilter(value: unknown): string[] | undefined {
   return list && list.length > 0 ? list : undefined;
 }
 
-function normalizeBackend(b: Raw, endpoint: Omit<EndpointConfig, 'backends'>, serviceHosts: string[]): BackendConfig {
+function normalizeBackend(b: Raw, endpoint: Omit<EndpointConfig, 'backends'>, serviceHosts: string[], parsed: ParsedNamespaces): BackendConfig {
   const extra = obj(b.extra_config);
-  const proxy = obj(extra[PROXY_NS]);
-  const http = obj(extra[BACKEND_HTTP_NS]);
+  const namespaces = parsed.get(extra) ?? [];
+  const options = optionsOf(namespaces, proxy) as BackendProxyOptions | undefined;
+  const http = optionsOf(namespaces, backendHttp);
   const disableHostSanitize = bool(b.disable_host_sanitize);
   const ownHosts = strings(b.host) ?? [];
   const backend: BackendConfig = {
@@ -202,10 +140,11 @@ function normalizeBackend(b: Raw, endpoint: Omit<EndpointConfig, 'backends'>, se
     disableHostSanitize,
     inputHeaders: furtherFilter(b.input_headers),
     inputQueryStrings: furtherFilter(b.input_query_strings),
-    flatmapFilter: flatmap(proxy.flatmap_filter),
-    shadow: bool(proxy.shadow),
-    returnErrorDetails: str(http.return_error_details) || undefined,
-    returnErrorCode: bool(http.return_error_code),
+    flatmapFilter: options?.flatmapFilter,
+    shadow: options?.shadow ?? false,
+    returnErrorDetails: http?.returnErrorDetails,
+    returnErrorCode: http?.returnErrorCode ?? false,
+    namespaces,
     extraConfig: extra,
   };
   return backend;

@@ -1,8 +1,11 @@
 // The typed, validated, defaulted form of a KrakenD v3 configuration.
 // `config/` produces it; `plan/` compiles it. Durations are milliseconds, every
-// default is already applied, and `extra_config` namespaces that Portico
-// implements are parsed into their own typed fields. Namespaces Portico does not
-// implement yet stay in `extraConfig` untouched so later features can read them.
+// default is already applied, and every `extra_config` namespace Portico
+// implements is parsed by its module (src/namespaces) into `namespaces`; the
+// ones the core reads directly (router, proxy, backend/http, portico/server)
+// are also copied into typed fields. `extraConfig` keeps what was written.
+
+import type { NamespaceUse } from '../namespaces/namespace.ts';
 
 export type Encoding = 'json' | 'safejson' | 'string' | 'xml' | 'no-op' | 'yaml' | 'rss';
 export type OutputEncoding = 'json' | 'json-collection' | 'string' | 'xml' | 'yaml' | 'negotiate' | 'no-op';
@@ -33,6 +36,8 @@ export interface ServiceConfig {
   debugEndpoint: boolean;
   echoEndpoint: boolean;
   router: RouterOptions;
+  /** Service-level namespaces Portico implements, parsed, in stack order. */
+  namespaces: NamespaceUse[];
   /** Every service-level namespace as written, including the ones parsed above. */
   extraConfig: Record<string, unknown>;
 }
@@ -89,6 +94,8 @@ export interface EndpointConfig {
   inputQueryStrings: string[];
   concurrentCalls: number;
   proxy: EndpointProxyOptions;
+  /** Endpoint-level namespaces, parsed, in stack order. */
+  namespaces: NamespaceUse[];
   extraConfig: Record<string, unknown>;
 }
 
@@ -120,6 +127,8 @@ export interface BackendConfig {
   /** backend/http */
   returnErrorDetails?: string;
   returnErrorCode: boolean;
+  /** Backend-level namespaces, parsed, in stack order. */
+  namespaces: NamespaceUse[];
   extraConfig: Record<string, unknown>;
 }
 

@@ -4,7 +4,10 @@ import { checkFields, checkValue, expectObject, quoteList, type ObjectRules } fr
 import { HOST_EXPECTED, sanitizeHost } from './hosts.ts';
 import { isPlainObject, type JsonPath } from './json-path.ts';
 import type { IssueCollector } from './issues.ts';
-import { checkBackendNamespaces, checkEndpointProxy, checkUnsupportedNamespaces, PROXY_NS } from './namespaces.ts';
+import type { NamespaceScope } from '../namespaces/namespace.ts';
+import type { EndpointProxyOptions } from './types.ts';
+import { parseNamespaces } from '../namespaces/registry.ts';
+import type { ParsedNamespaces } from './validate.ts';
 import {
   endpointParams,
   FORBIDDEN_PATH_CHARS,
@@ -23,6 +26,10 @@ export interface ServiceFacts {
   healthPath: string;
   /** The top-level output_encoding, or "json". */
   outputEncoding: string;
+  /** Parsed service-level namespaces by name. */
+  service: ReadonlyMap<string, unknown>;
+  /** Where parsed namespaces are recorded for normalize. */
+  parsed: ParsedNamespaces;
 }
 
 const ENDPOINT_RULES: ObjectRules = {
@@ -102,14 +109,8 @@ function checkEndpoint(
   let method: string | undefined = 'GET';
   if ('method' in endpoint) method = checkMethod(c, endpoint.method, [...path, 'method'], ENDPOINT_METHODS) ? (endpoint.method as string) : undefined;
 
-  let sequential = false;
-  if ('extra_config' in endpoint) {
-    const extraPath = [...path, 'extra_config'];
-    if (expectObject(c, endpoint.extra_config, extraPath, 'an object of namespaces')) {
-      checkUnsupportedNamespaces(c, endpoint.extra_config, extraPath, 'endpoint');
-      if (PROXY_NS in endpoint.extra_config) sequential = checkEndpointProxy(c, endpoint.extra_config[PROXY_NS], [...extraPath, PROXY_NS]).sequential;
-    }
-  }
+  const proxy = checkNamespaces(c, endpoint, path, 'endpoint', facts, endpointPath).get('proxy') as EndpointProxyOptions | undefined;
+  const sequential = proxy?.sequential === true;
 
   const backendPath = [...path, 'backend'];
   const backends = endpoint.backend;
@@ -175,10 +176,27 @@ function checkBackend(c: IssueCollector, backend: unknown, path: JsonPath, ctx: 
   if (valid.has('sd') && backend.sd !== 'static') {
     c.warning([...path, 'sd'], '"static": Portico does not implement DNS SRV discovery and resolves hosts with plain DNS', c.found([...path, 'sd'], backend.sd));
   }
-  if ('extra_config' in backend) {
-    const extraPath = [...path, 'extra_config'];
-    if (expectObject(c, backend.extra_config, extraPath, 'an object of namespaces')) checkBackendNamespaces(c, backend.extra_config, extraPath);
-  }
+  checkNamespaces(c, backend, path, 'backend', ctx.facts, ctx.endpointPath);
+}
+
+/** Parse the extra_config of an endpoint or backend; returns the parsed options by namespace name. */
+function checkNamespaces(
+  c: IssueCollector,
+  owner: Record<string, unknown>,
+  path: JsonPath,
+  scope: NamespaceScope,
+  facts: ServiceFacts,
+  endpointPath: string | undefined,
+): Map<string, unknown> {
+  const byName = new Map<string, unknown>();
+  if (!('extra_config' in owner)) return byName;
+  const extraPath = [...path, 'extra_config'];
+  const extra = owner.extra_config;
+  if (!expectObject(c, extra, extraPath, 'an object of namespaces')) return byName;
+  const uses = parseNamespaces(c, extra, extraPath, { scope, service: facts.service, endpointPath });
+  facts.parsed.set(extra, uses);
+  for (const u of uses) byName.set(u.name, u.options);
+  return byName;
 }
 
 function checkPlaceholders(c: IssueCollector, urlPattern: string, path: JsonPath, ctx: BackendContext): void {

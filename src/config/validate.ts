@@ -4,7 +4,8 @@
 import { checkFields, checkValue, expectObject, type ObjectRules } from './fields.ts';
 import { isPlainObject } from './json-path.ts';
 import type { IssueCollector } from './issues.ts';
-import { checkServiceNamespaces, ROUTER_NS } from './namespaces.ts';
+import type { NamespaceUse } from '../namespaces/namespace.ts';
+import { parseNamespaces } from '../namespaces/registry.ts';
 import { DEFAULT_HEALTH_PATH } from './routes.ts';
 import { checkEndpoints, checkHost, type ServiceFacts } from './validate-endpoint.ts';
 import { checkTls } from './validate-tls.ts';
@@ -50,10 +51,14 @@ export const SERVICE_RULES: ObjectRules = {
   async_agent: 'array',
 };
 
-export function validateConfig(c: IssueCollector, raw: unknown): void {
+/** The parsed namespaces of every extra_config object, keyed by that object (normalize reads them). */
+export type ParsedNamespaces = WeakMap<object, NamespaceUse[]>;
+
+export function validateConfig(c: IssueCollector, raw: unknown): ParsedNamespaces {
+  const parsed: ParsedNamespaces = new WeakMap();
   if (!isPlainObject(raw)) {
     c.invalid([], 'a configuration object {"version": 3, ...}', raw);
-    return;
+    return parsed;
   }
   checkFields(c, raw, [], SERVICE_RULES, 'the top level');
 
@@ -68,9 +73,12 @@ export function validateConfig(c: IssueCollector, raw: unknown): void {
   if ('tls' in raw) checkTls(c, raw.tls, ['tls']);
 
   let healthPath = DEFAULT_HEALTH_PATH;
+  const service = new Map<string, unknown>();
   if ('extra_config' in raw && expectObject(c, raw.extra_config, ['extra_config'], 'an object of namespaces')) {
-    checkServiceNamespaces(c, raw.extra_config, ['extra_config']);
-    const router = raw.extra_config[ROUTER_NS];
+    const uses = parseNamespaces(c, raw.extra_config, ['extra_config'], { scope: 'service', service });
+    parsed.set(raw.extra_config, uses);
+    for (const u of uses) service.set(u.name, u.options);
+    const router = raw.extra_config.router;
     if (isPlainObject(router) && typeof router.health_path === 'string') healthPath = router.health_path;
   }
 
@@ -79,6 +87,9 @@ export function validateConfig(c: IssueCollector, raw: unknown): void {
     hasHost: 'host' in raw && !(Array.isArray(raw.host) && raw.host.length === 0),
     healthPath,
     outputEncoding: typeof raw.output_encoding === 'string' ? raw.output_encoding : 'json',
+    service,
+    parsed,
   };
   if ('endpoints' in raw) checkEndpoints(c, raw.endpoints, facts);
+  return parsed;
 }

@@ -1,9 +1,10 @@
-// Serving in this process: compile a Plan with upstream pools shared across
-// reloads, swap it into the Gateway with one reference assignment, and retire
+// Serving in this process: compile a Plan with upstream pools and policy state
+// shared across reloads, swap it into the Gateway with one reference assignment, and retire
 // the old plan once its last request finished.
 
 import { compilePlan } from '../plan/compile.ts';
 import type { Plan } from '../plan/plan.ts';
+import { PolicyState } from '../namespaces/state.ts';
 import { UpstreamPools } from '../proxy/upstream.ts';
 import { Gateway } from '../server/server.ts';
 import { log } from '../telemetry/log.ts';
@@ -20,6 +21,8 @@ export class LocalServing implements Serving {
   readonly #opts: LocalServingOptions;
   readonly #hooks: ServingHooks;
   readonly #pools = new UpstreamPools();
+  /** Policy state (key sets, tokens, buckets) shared by every plan of this process, like the pools. */
+  readonly #state = new PolicyState();
   readonly #retiring = new Set<Promise<void>>();
   #gateway: Gateway | undefined;
 
@@ -33,7 +36,7 @@ export class LocalServing implements Serving {
   }
 
   async apply(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
-    const plan = compilePlan(next.config, { pools: this.#pools, accessLogOut: this.#opts.accessLogOut });
+    const plan = compilePlan(next.config, { pools: this.#pools, state: this.#state, accessLogOut: this.#opts.accessLogOut });
     if (!this.#gateway) {
       try {
         this.#gateway = new Gateway(plan, { forceDebug: this.#opts.debug, health: this.#hooks.health, ready: this.#hooks.ready });
@@ -66,6 +69,6 @@ export class LocalServing implements Serving {
   async shutdown(graceMs: number): Promise<void> {
     await this.#gateway?.shutdown(graceMs);
     await Promise.all(this.#retiring);
-    await this.#pools.close();
+    await Promise.all([this.#pools.close(), this.#state.close()]);
   }
 }

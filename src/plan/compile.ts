@@ -1,6 +1,11 @@
-import type { ServiceConfig } from '../config/types.ts';
+import type { BackendConfig, EndpointConfig, ServiceConfig } from '../config/types.ts';
+import { optionsOf, type CompileContext, type NamespaceScope } from '../namespaces/namespace.ts';
+import { namespaceNamed } from '../namespaces/registry.ts';
+import { compileStack } from '../namespaces/stack.ts';
+import { PolicyState, type StateScope } from '../namespaces/state.ts';
 import { compileEndpointProxy } from '../proxy/endpoint.ts';
 import { splitHost } from '../proxy/backend.ts';
+import type { Proxy, ProxyRequest } from '../proxy/types.ts';
 import { UpstreamPools } from '../proxy/upstream.ts';
 import { compileClientAddressing } from '../server/client-ip.ts';
 import { Router } from '../server/router.ts';
@@ -14,24 +19,67 @@ export interface CompileOptions {
   accessLogOut?: NodeJS.WritableStream;
   /** Pools shared with earlier and later plans (reloads); a private registry when absent. */
   pools?: UpstreamPools;
+  /** Policy state shared with earlier and later plans (reloads); a private registry when absent. */
+  state?: PolicyState;
 }
 
 export function compilePlan(config: ServiceConfig, opts: CompileOptions = {}): Plan {
   const ownPools = opts.pools === undefined;
   const pools = opts.pools ?? new UpstreamPools();
+  const ownState = opts.state === undefined;
+  const state = opts.state ?? new PolicyState();
+  const scope = state.scope();
+  try {
+    return build(config, opts, pools, ownPools, scope, ownState ? state : undefined);
+  } catch (err) {
+    void scope.release();
+    throw err;
+  }
+}
+
+function build(
+  config: ServiceConfig,
+  opts: CompileOptions,
+  pools: UpstreamPools,
+  ownPools: boolean,
+  scope: StateScope & { release(): Promise<void> },
+  ownState: PolicyState | undefined,
+): Plan {
   const poolOptions = { connectionsPerHost: config.maxIdleConnectionsPerHost };
   const upstream = pools.dispatcher(poolOptions);
   const origins = new Set(config.endpoints.flatMap((ep) => ep.backends.flatMap((b) => b.host.map((h) => splitHost(h).origin))));
   const usage: PlanUsage = { active: 0, onIdle: undefined };
-  const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT };
+  const addressing = compileClientAddressing(config.router);
+  const clientIp = (req: ProxyRequest): string => addressing.clientIp(req.peer, req.headers);
+  const context = (scopeName: NamespaceScope, endpoint?: EndpointConfig, backend?: BackendConfig): CompileContext => ({
+    scope: scopeName,
+    service: config,
+    endpoint,
+    backend,
+    state: scope,
+    clientIp,
+    serviceOptions: (ns) => optionsOf(config.namespaces, ns),
+  });
+
+  const service = compileStack(config.namespaces, context('service'), namespaceNamed);
+  const wrapBackend = (ep: EndpointConfig, b: BackendConfig, call: Proxy): Proxy => {
+    if (b.namespaces.length === 0) return call;
+    return compileStack(b.namespaces, context('backend', ep, b), namespaceNamed).middleware?.(call) ?? call;
+  };
+  const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend };
   const router = new Router<CompiledEndpoint>({
     redirectTrailingSlash: !config.router.disableRedirectTrailingSlash,
     redirectFixedPath: !config.router.disableRedirectFixedPath,
   });
   for (const ep of config.endpoints) {
+    const stack = compileStack(ep.namespaces, context('endpoint', ep), namespaceNamed);
+    let proxy = compileEndpointProxy(ep, deps);
+    if (stack.middleware) proxy = stack.middleware(proxy);
+    if (service.middleware) proxy = service.middleware(proxy);
     const compiled: CompiledEndpoint = {
       config: ep,
-      proxy: compileEndpointProxy(ep, deps),
+      guard: stack.guard,
+      proxy,
       render: ep.outputEncoding === 'no-op' ? undefined : compileRenderer(ep.outputEncoding),
       cacheControl: ep.cacheTtlSeconds > 0 ? `public, max-age=${Math.floor(ep.cacheTtlSeconds)}` : undefined,
       timeoutMs: ep.timeoutMs,
@@ -44,7 +92,8 @@ export function compilePlan(config: ServiceConfig, opts: CompileOptions = {}): P
   return {
     config,
     router,
-    addressing: compileClientAddressing(config.router),
+    guard: service.guard,
+    addressing,
     upstream,
     usage,
     accessLog: createAccessLog({ disabled: config.router.disableAccessLog, skipPaths: config.router.loggerSkipPaths, out: opts.accessLogOut }),
@@ -58,8 +107,9 @@ export function compilePlan(config: ServiceConfig, opts: CompileOptions = {}): P
           };
         });
       }
-      await pools.release(poolOptions, origins);
+      await Promise.all([pools.release(poolOptions, origins), scope.release()]);
       if (ownPools) await pools.close();
+      if (ownState) await ownState.close();
     },
   };
 }

@@ -4,6 +4,7 @@
 import type { Dispatcher } from 'undici';
 import type { EndpointConfig, ServiceConfig } from '../config/types.ts';
 import type { Renderer } from '../transform/encode.ts';
+import type { Guard } from '../namespaces/namespace.ts';
 import type { Proxy } from '../proxy/types.ts';
 import type { ClientAddressing } from '../server/client-ip.ts';
 import type { AccessLog } from '../telemetry/access-log.ts';
@@ -11,6 +12,9 @@ import type { Router } from '../server/router.ts';
 
 export interface CompiledEndpoint {
   readonly config: EndpointConfig;
+  /** The endpoint's policies that run before its body is read (auth, ...). */
+  readonly guard: Guard | undefined;
+  /** The backends, composed, wrapped by the endpoint's and the service's middlewares. */
   readonly proxy: Proxy;
   /** Undefined for no-op endpoints, which stream the backend answer. */
   readonly render: Renderer | undefined;
@@ -24,6 +28,8 @@ export interface CompiledEndpoint {
 export interface Plan {
   readonly config: ServiceConfig;
   readonly router: Router<CompiledEndpoint>;
+  /** Service-level policies (CORS, security headers, bot detection): run for every request, before routing. */
+  readonly guard: Guard | undefined;
   readonly addressing: ClientAddressing;
   readonly upstream: Dispatcher;
   /** Requests currently running on this plan; a retired plan waits for zero before releasing its pools. */

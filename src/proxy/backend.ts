@@ -70,7 +70,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
         const detail = { http_status_code: res.status, http_body: text, http_body_encoding: contentType ?? '' };
         return { data: { [errorDetailsKey]: detail }, complete: false };
       }
-      if (b.returnErrorCode) throw new GatewayError(res.status, 'invalid status code', { body: text, contentType });
+      if (b.returnErrorCode) throw new GatewayError(res.status, 'invalid status code', { body: text, contentType, code: 'BACKEND_STATUS' });
       throw new BackendStatusError(res.status, text);
     }
 
@@ -78,7 +78,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     try {
       data = decode!(raw);
     } catch (err) {
-      throw new GatewayError(500, `decoding ${origin + path}: ${(err as Error).message}`, { cause: err });
+      throw new GatewayError(500, `decoding ${origin + path}: ${(err as Error).message}`, { cause: err, code: 'BACKEND_DECODE' });
     }
     return { data: transform ? transform(data) : data, complete: true };
   };
@@ -99,5 +99,5 @@ function upstreamError(req: ProxyRequest, err: unknown, url: string): GatewayErr
   if (err instanceof GatewayError) return err;
   if (req.signal.aborted) return new TimeoutError();
   const message = err instanceof Error ? err.message : String(err);
-  return new GatewayError(500, `calling ${url}: ${message}`, { cause: err });
+  return new GatewayError(500, `calling ${url}: ${message}`, { cause: err, code: 'BACKEND_UNREACHABLE' });
 }

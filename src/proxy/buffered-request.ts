@@ -19,7 +19,7 @@ export interface BufferedResponse {
 }
 
 function tooLarge(limit: number): GatewayError {
-  return new GatewayError(500, `backend response body larger than ${limit} bytes`);
+  return new GatewayError(500, `backend response body larger than ${limit} bytes`, { code: 'BACKEND_BODY_TOO_LARGE' });
 }
 
 export function requestBuffered(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, limit: number): Promise<BufferedResponse> {
@@ -105,11 +105,11 @@ export async function decodeContent(body: Buffer, encoding: string | string[] | 
   if (encoding === undefined || encoding === 'identity' || encoding === '') return body;
   const name = String(encoding).trim().toLowerCase();
   const fn = DECOMPRESS[name];
-  if (!fn) throw new GatewayError(500, `unsupported backend content-encoding "${name}"`);
+  if (!fn) throw new GatewayError(500, `unsupported backend content-encoding "${name}"`, { code: 'BACKEND_DECODE' });
   try {
     return await fn(body, { maxOutputLength: limit });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit);
-    throw new GatewayError(500, `backend body does not decode as ${name}: ${(err as Error).message}`);
+    throw new GatewayError(500, `backend body does not decode as ${name}: ${(err as Error).message}`, { code: 'BACKEND_DECODE' });
   }
 }

@@ -1,6 +1,7 @@
 // Request-header forwarding, compiled from input_headers. Only allowed headers
 // reach a backend; hop-by-hop headers never do; X-Forwarded-For/-Host and
-// User-Agent follow KrakenD's rules.
+// User-Agent follow KrakenD's rules; headers policies add (req.upstreamHeaders)
+// always go.
 
 import type { ProxyRequest } from './types.ts';
 
@@ -67,6 +68,9 @@ export function compileHeaderForwarder(
     out['x-forwarded-host'] = req.host;
     if (uaForwarded && out['user-agent'] !== undefined) out['x-forwarded-via'] = userAgent;
     else out['user-agent'] = userAgent;
+    // Set by policies (claims, roles, OAuth2 tokens): they replace whatever the client sent.
+    const added = req.upstreamHeaders;
+    if (added !== undefined) for (const name in added) out[name] = added[name];
     return out;
   };
 }

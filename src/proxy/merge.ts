@@ -6,7 +6,7 @@ import { mergeInto } from '../transform/data.ts';
 import { Deadline } from './abort.ts';
 import { GatewayError, TimeoutError, timeoutError } from './errors.ts';
 import type { Data, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
-import { parseRespPlaceholder } from './url-template.ts';
+import { parseRespPlaceholder, placeholderText } from './url-template.ts';
 
 /** KrakenD gives the merge 85% of the endpoint timeout, leaving time to render. */
 export function mergeTimeout(endpointTimeoutMs: number): number {
@@ -70,7 +70,7 @@ export function allFailed(errors: Error[]): GatewayError {
   const status = errors.every((e) => e instanceof GatewayError && e.status === (errors[0] as GatewayError).status)
     ? (errors[0] as GatewayError).status
     : 500;
-  return new GatewayError(status, errors.map((e) => e.message).join('; '), { cause: errors });
+  return new GatewayError(status, errors.map((e) => e.message).join('; '), { cause: errors, code: 'ALL_BACKENDS_FAILED' });
 }
 
 /**
@@ -96,7 +96,7 @@ export function sequentialMerge(parts: Proxy[], placeholders: string[][], timeou
         let extraParams = req.extraParams;
         if (lookups[i].length) {
           extraParams = { ...extraParams };
-          for (const l of lookups[i]) extraParams[l.name] = stringify(dig(datas[l.index], l.path));
+          for (const l of lookups[i]) extraParams[l.name] = placeholderText(datas[l.index], l.path);
         }
         let r: ProxyResponse;
         try {
@@ -117,19 +117,4 @@ export function sequentialMerge(parts: Proxy[], placeholders: string[][], timeou
     }
     return errors.length ? { data: merged!, complete, errors } : { data: merged!, complete };
   };
-}
-
-function dig(data: Data | undefined, path: string[]): unknown {
-  let v: unknown = data;
-  for (const key of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<string, unknown>)[key];
-  }
-  return v;
-}
-
-function stringify(v: unknown): string {
-  if (v === undefined || v === null) return '';
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
 }

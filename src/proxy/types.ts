@@ -7,6 +7,8 @@ export type Data = Record<string, unknown>;
 /** What every stage of an endpoint pipeline receives. Built once per client request. */
 export interface ProxyRequest {
   method: string;
+  /** The request path, cleaned and decoded as routed. */
+  path: string;
   /** Decoded endpoint parameters by name as written in the endpoint path. */
   params: Record<string, string>;
   /** The raw query string without '?', or '' when none. */
@@ -21,6 +23,16 @@ export interface ProxyRequest {
   forwardedFor: string;
   /** The Host the client asked for. */
   host: string;
+  /** The socket's remote address (see CompileContext.clientIp for the client IP). */
+  peer: string;
+  /** The client connection is TLS. */
+  secure: boolean;
+  /** Verified token claims (auth/validator), for {JWT.claim} placeholders and later policies. */
+  claims: Record<string, unknown> | undefined;
+  /** Headers policies add to whatever answer the client gets (flat list). */
+  responseHeaders: RawHeaders | undefined;
+  /** Headers policies add to every backend call (lower-case names; they replace forwarded ones). */
+  upstreamHeaders: Record<string, string> | undefined;
   /** Aborted when the endpoint timeout fires or the client goes away. */
   signal: CancelSignal;
   /** Values from earlier sequential backends and other placeholders, by placeholder name. */

@@ -38,6 +38,8 @@ export function compileUrlTemplate(pattern: string): UrlTemplate {
   if (names.length === 0) {
     return { names, hasQuery, render: () => pattern };
   }
+  // {JWT.a.b}: read from the verified claims of the request (auth/validator).
+  const claimPaths = names.map((n) => (n.startsWith(JWT_PREFIX) ? n.slice(JWT_PREFIX.length).split('.') : undefined));
   return {
     names,
     hasQuery,
@@ -45,12 +47,27 @@ export function compileUrlTemplate(pattern: string): UrlTemplate {
       let out = '';
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
-        const value = req.params[name] ?? req.extraParams?.[name] ?? '';
+        const claim = claimPaths[i];
+        const value = claim !== undefined ? placeholderText(req.claims, claim) : (req.params[name] ?? req.extraParams?.[name] ?? '');
         out += literals[i] + (inQuery[i] ? encodeURIComponent(value) : encodeSegment(value));
       }
       return out + tail;
     },
   };
+}
+
+const JWT_PREFIX = 'JWT.';
+
+/** The text a placeholder gets from a value found at `path` in `data`: '' when absent, JSON for objects and arrays. */
+export function placeholderText(data: Record<string, unknown> | undefined, path: readonly string[]): string {
+  let v: unknown = data;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, key)) return '';
+    v = (v as Record<string, unknown>)[key];
+  }
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
 }
 
 /** Placeholders filled from an earlier sequential backend: {resp0_a.b} -> backend 0, path a.b */

@@ -3,15 +3,17 @@
 // swapped plan never changes a request half-way.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { EarlyAnswer, Guard } from '../namespaces/namespace.ts';
 import type { CompiledEndpoint, Plan } from '../plan/plan.ts';
-import { Deadline } from '../proxy/abort.ts';
-import { asGatewayError, GatewayError, timeoutError } from '../proxy/errors.ts';
+import { Deadline, type CancelSignal } from '../proxy/abort.ts';
+import { asGatewayError, GatewayError, PolicyError, timeoutError } from '../proxy/errors.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { log } from '../telemetry/log.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
 import { hasBody, readRequestBody } from './request-body.ts';
 import { sendError, sendJson, sendResult, sendText } from './respond.ts';
-import { parseTarget } from './target.ts';
+import { parseTarget, type Target } from './target.ts';
 
 export interface PlanHolder {
   readonly plan: Plan;
@@ -28,51 +30,150 @@ export interface HandlerOptions {
 export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const plan = holder.plan;
-    const cfg = plan.config;
     if (plan.accessLog) logAccess(plan, req, res);
     const refusal = refuse(req);
     if (refusal) return badRequest(res, refusal);
 
-    const target = parseTarget(req.url ?? '/', req.headers.host, cfg.router.removeExtraSlash);
+    const target = parseTarget(req.url ?? '/', req.headers.host, plan.config.router.removeExtraSlash);
     if (!target.ok) return badRequest(res, target.message, target.status);
-    const { path, rawQuery } = target;
-    const method = req.method ?? 'GET';
+    if (plan.guard === undefined) return route(plan, opts, req, res, target, undefined);
+    // Service-level policies run for every request, before routing (as KrakenD's global middlewares do).
+    const preq = newRequest(plan, req, target.path, target.rawQuery, NEVER);
+    guarded(plan.guard, preq, res, undefined, () => route(plan, opts, req, res, target, preq));
+  };
+}
 
-    if (!cfg.router.disableHealth && path === cfg.router.healthPath && method === 'GET') return serveHealth(res, opts.health);
-    if (path.startsWith('/__')) {
-      if (path === '/__ready' && (method === 'GET' || method === 'HEAD')) {
-        return opts.ready() ? sendJson(res, 200, { ready: true }) : sendJson(res, 503, { ready: false });
-      }
-      if ((cfg.debugEndpoint || opts.forceDebug) && (path === '/__debug' || path.startsWith('/__debug/'))) {
-        return void withBody(req, res, cfg.maxBodyBytes, (body) => serveDebug(req, res, body));
-      }
-      if (cfg.echoEndpoint && (path === '/__echo' || path.startsWith('/__echo/'))) {
-        return void withBody(req, res, cfg.maxBodyBytes, (body) => serveEcho(req, res, path, rawQuery, body));
-      }
+type RoutedTarget = Extract<Target, { ok: true }>;
+
+function route(plan: Plan, opts: HandlerOptions, req: IncomingMessage, res: ServerResponse, target: RoutedTarget, preq: ProxyRequest | undefined): void {
+  const cfg = plan.config;
+  const { path, rawQuery } = target;
+  const method = req.method ?? 'GET';
+
+  if (!cfg.router.disableHealth && path === cfg.router.healthPath && method === 'GET') return serveHealth(res, opts.health);
+  if (path.startsWith('/__')) {
+    if (path === '/__ready' && (method === 'GET' || method === 'HEAD')) {
+      return opts.ready() ? sendJson(res, 200, { ready: true }) : sendJson(res, 503, { ready: false });
     }
+    if ((cfg.debugEndpoint || opts.forceDebug) && (path === '/__debug' || path.startsWith('/__debug/'))) {
+      return void withBody(req, res, cfg.maxBodyBytes, (body) => serveDebug(req, res, body));
+    }
+    if (cfg.echoEndpoint && (path === '/__echo' || path.startsWith('/__echo/'))) {
+      return void withBody(req, res, cfg.maxBodyBytes, (body) => serveEcho(req, res, path, rawQuery, body));
+    }
+  }
 
-    const found = plan.router.find(method, target.segments, target.rawSegments);
-    switch (found.kind) {
-      case 'found':
-        return void serveEndpoint(plan, found.value, found.params, rawQuery, req, res);
-      case 'redirect': {
-        const location = found.path + (rawQuery ? '?' + rawQuery : '');
-        const status = method === 'GET' ? 301 : 307;
-        res.setHeader('location', location);
-        if (method === 'GET') return sendText(res, status, `<a href="${escapeHtml(location)}">Moved Permanently</a>.\n\n`, undefined, 'text/html; charset=utf-8');
-        res.writeHead(status, { 'content-length': 0 });
+  const found = plan.router.find(method, target.segments, target.rawSegments);
+  switch (found.kind) {
+    case 'found':
+      return void serveEndpoint(plan, found.value, found.params, req, res, preq ?? newRequest(plan, req, path, rawQuery, NEVER));
+    case 'redirect': {
+      const location = found.path + (rawQuery ? '?' + rawQuery : '');
+      const status = method === 'GET' ? 301 : 307;
+      res.setHeader('location', location);
+      if (method === 'GET') return sendText(res, status, `<a href="${escapeHtml(location)}">Moved Permanently</a>.\n\n`, undefined, 'text/html; charset=utf-8');
+      res.writeHead(status, { 'content-length': 0 });
+      return void res.end();
+    }
+    case 'method-not-allowed':
+      if (method === 'OPTIONS' && cfg.router.autoOptions) {
+        res.writeHead(200, { allow: [...found.allow, 'OPTIONS'].join(', '), 'content-length': 0 });
         return void res.end();
       }
-      case 'method-not-allowed':
-        if (method === 'OPTIONS' && cfg.router.autoOptions) {
-          res.writeHead(200, { allow: [...found.allow, 'OPTIONS'].join(', '), 'content-length': 0 });
-          return void res.end();
-        }
-        return notAllowed(res, cfg.router.errorBody?.methodNotAllowed, found.allow);
-      case 'not-found':
-        return notFound(res, cfg.router.errorBody?.notFound);
-    }
+      return notAllowed(res, cfg.router.errorBody?.methodNotAllowed, found.allow);
+    case 'not-found':
+      return notFound(res, cfg.router.errorBody?.notFound);
+  }
+}
+
+/** The signal of a request before it reaches an endpoint (service-level guards): nothing aborts it. */
+const NEVER: CancelSignal = { aborted: false, reason: undefined, onAbort() {}, offAbort() {} };
+
+function newRequest(plan: Plan, req: IncomingMessage, path: string, rawQuery: string, signal: CancelSignal): ProxyRequest {
+  const peer = req.socket.remoteAddress ?? '';
+  return {
+    method: req.method ?? 'GET',
+    path,
+    params: NO_PARAMS,
+    rawQuery,
+    query: undefined,
+    headers: req.headers,
+    body: undefined,
+    forwardedFor: plan.addressing.forwardedFor(peer, req.headers),
+    host: req.headers.host ?? '',
+    peer,
+    secure: (req.socket as TLSSocket).encrypted === true,
+    signal,
+    extraParams: undefined,
+    claims: undefined,
+    responseHeaders: undefined,
+    upstreamHeaders: undefined,
   };
+}
+
+const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/**
+ * Run a guard: go on with `then` when it lets the request through, answer
+ * when it answers, render the error when it throws. Headers the guard added
+ * are set on the response in every case.
+ */
+function guarded(guard: Guard, preq: ProxyRequest, res: ServerResponse, ep: CompiledEndpoint | undefined, then: () => void): void {
+  let outcome: ReturnType<Guard>;
+  try {
+    outcome = guard(preq);
+  } catch (err) {
+    return refused(res, preq, ep, err);
+  }
+  if (outcome === undefined) {
+    applyPolicyHeaders(res, preq);
+    return then();
+  }
+  if (outcome instanceof Promise) {
+    outcome.then(
+      (a) => {
+        if (a === undefined) {
+          applyPolicyHeaders(res, preq);
+          then();
+        } else answer(res, preq, a);
+      },
+      (err: unknown) => refused(res, preq, ep, err),
+    );
+    return;
+  }
+  answer(res, preq, outcome);
+}
+
+/** The guard answered the request itself (a CORS preflight, an SSL redirect). */
+function answer(res: ServerResponse, preq: ProxyRequest, a: EarlyAnswer): void {
+  applyPolicyHeaders(res, preq);
+  if (a.headers) for (let i = 0; i < a.headers.length; i += 2) res.appendHeader(a.headers[i] as string, a.headers[i + 1]);
+  const body = a.body ?? '';
+  if (body !== '') res.setHeader('content-type', a.contentType ?? 'text/plain; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.writeHead(a.status);
+  res.end(body);
+}
+
+function refused(res: ServerResponse, preq: ProxyRequest, ep: CompiledEndpoint | undefined, err: unknown): void {
+  applyPolicyHeaders(res, preq);
+  const e = asGatewayError(err);
+  const fields = { code: e.code, status: e.status, path: preq.path, ...(ep ? { endpoint: ep.config.endpoint } : {}), ...(e instanceof PolicyError ? { namespace: e.namespace } : {}) };
+  if (e.status >= 500) log('error', e.message, fields);
+  else log('info', `request refused: ${e.message}`, fields);
+  sendError(res, e, ep?.returnErrorMsg ?? false);
+}
+
+const kApplied = Symbol('portico.appliedHeaders');
+type HeaderTracked = ProxyRequest & { [kApplied]?: number };
+
+/** Set the headers policies added so far (each once) on the response. */
+function applyPolicyHeaders(res: ServerResponse, preq: HeaderTracked): void {
+  const list = preq.responseHeaders;
+  if (!list) return;
+  const from = preq[kApplied] ?? 0;
+  for (let i = from; i < list.length; i += 2) res.appendHeader(list[i] as string, list[i + 1]);
+  preq[kApplied] = list.length;
 }
 
 const kDeadline = Symbol('portico.deadline');
@@ -80,43 +181,42 @@ type TrackedResponse = ServerResponse & { [kDeadline]?: Deadline };
 
 /** A client that goes away cancels its backend calls (one shared listener, no closure per request). */
 function onResponseClose(this: TrackedResponse): void {
-  if (!this.writableFinished) this[kDeadline]?.abort(new GatewayError(499, 'client closed the connection'));
+  if (!this.writableFinished) this[kDeadline]?.abort(new GatewayError(499, 'client closed the connection', { code: 'CLIENT_CLOSED' }));
 }
 
 async function serveEndpoint(
   plan: Plan,
   ep: CompiledEndpoint,
   params: Record<string, string>,
-  rawQuery: string,
   req: IncomingMessage,
   res: TrackedResponse,
+  preq: ProxyRequest,
 ): Promise<void> {
   const usage = plan.usage;
   usage.active++;
   const d = new Deadline(undefined, ep.timeoutMs, timeoutError);
   res[kDeadline] = d;
   res.on('close', onResponseClose);
+  preq.params = params;
+  preq.signal = d;
   try {
-    const body = hasBody(req) ? await readRequestBody(req, plan.config.maxBodyBytes) : undefined;
-    const peer = req.socket.remoteAddress ?? '';
-    const preq: ProxyRequest = {
-      method: req.method ?? 'GET',
-      params,
-      rawQuery,
-      query: undefined,
-      headers: req.headers,
-      body,
-      forwardedFor: plan.addressing.forwardedFor(peer, req.headers),
-      host: req.headers.host ?? '',
-      signal: d,
-    };
+    if (ep.guard) {
+      // Endpoint policies run before the body is read: a refused request costs no body read and no backend call.
+      const g = ep.guard(preq);
+      const a = g instanceof Promise ? await g : g;
+      if (a !== undefined) return answer(res, preq, a);
+      applyPolicyHeaders(res, preq);
+    }
+    if (hasBody(req)) preq.body = await readRequestBody(req, plan.config.maxBodyBytes);
     const result = await ep.proxy(preq);
     if (result.errors) logErrors(ep, result.errors);
     sendResult(res, ep, result, req.headers.accept);
   } catch (err) {
     const e = asGatewayError(err);
     if (e.status === 413) res.setHeader('connection', 'close');
-    if (e.status >= 500) log('error', e.message, { endpoint: ep.config.endpoint });
+    if (e instanceof PolicyError) return refused(res, preq, ep, e);
+    applyPolicyHeaders(res, preq);
+    if (e.status >= 500) log('error', e.message, { endpoint: ep.config.endpoint, code: e.code });
     sendError(res, e, ep.returnErrorMsg || e.status === 413);
   } finally {
     d.dispose();

@@ -16,7 +16,7 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
   if (!hasBody(req)) return Promise.resolve(undefined);
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new GatewayError(413, 'request body too large'));
+    return Promise.reject(new GatewayError(413, 'request body too large', { code: 'BODY_TOO_LARGE' }));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -26,7 +26,7 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
       if (size > limit) {
         cleanup();
         req.pause();
-        reject(new GatewayError(413, 'request body too large'));
+        reject(new GatewayError(413, 'request body too large', { code: 'BODY_TOO_LARGE' }));
         return;
       }
       chunks.push(chunk);
@@ -37,7 +37,7 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
     };
     const onError = (err: Error) => {
       cleanup();
-      reject(new GatewayError(400, `reading request body: ${err.message}`));
+      reject(new GatewayError(400, `reading request body: ${err.message}`, { code: 'BODY_UNREADABLE' }));
     };
     const onAborted = () => onError(new Error('client closed the connection'));
     function cleanup() {

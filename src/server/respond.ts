@@ -3,14 +3,14 @@
 import type { ServerResponse } from 'node:http';
 import type { CompiledEndpoint } from '../plan/plan.ts';
 import type { GatewayError } from '../proxy/errors.ts';
-import type { ProxyResponse } from '../proxy/types.ts';
+import type { ProxyResponse, RawHeaders } from '../proxy/types.ts';
 
 export const COMPLETED = 'x-portico-completed';
 
 export function sendResult(res: ServerResponse, ep: CompiledEndpoint, r: ProxyResponse, accept: string | undefined): void {
   const pt = r.passthrough;
   if (pt && !ep.render) {
-    const headers = pt.headers;
+    const headers = res.getHeaderNames().length > 0 ? withoutPolicyHeaders(res, pt.headers) : pt.headers;
     headers.push(COMPLETED, 'false');
     res.writeHead(pt.status, headers);
     // Back-pressure both ways; the upstream call is aborted if the client leaves.
@@ -29,13 +29,34 @@ export function sendResult(res: ServerResponse, ep: CompiledEndpoint, r: ProxyRe
   res.end(out.body);
 }
 
+/**
+ * A streamed backend answer under headers a policy already set (CORS, security
+ * headers): the policy's value wins over the backend's, except Vary, which
+ * keeps both.
+ */
+function withoutPolicyHeaders(res: ServerResponse, headers: RawHeaders): RawHeaders {
+  const out: RawHeaders = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = (headers[i] as string).toLowerCase();
+    if (name !== 'vary' && res.hasHeader(name)) continue;
+    if (name === 'vary' && res.hasHeader(name)) {
+      res.appendHeader(name, headers[i + 1]);
+      continue;
+    }
+    out.push(headers[i], headers[i + 1]);
+  }
+  return out;
+}
+
 export function sendError(res: ServerResponse, err: GatewayError, showMessage: boolean): void {
   if (res.headersSent) {
     res.destroy(err);
     return;
   }
   res.setHeader(COMPLETED, 'false');
-  if (showMessage) {
+  const h = err.headers;
+  if (h) for (let i = 0; i < h.length; i += 2) res.appendHeader(h[i] as string, h[i + 1]);
+  if (showMessage && err.body !== '') {
     const body = err.body;
     res.setHeader('content-type', err.contentType ?? 'text/plain; charset=utf-8');
     res.setHeader('content-length', Buffer.byteLength(body));

@@ -17,6 +17,7 @@ function backend(over: Partial<BackendConfig>): BackendConfig {
     disableHostSanitize: false,
     shadow: false,
     returnErrorCode: false,
+    namespaces: [],
     extraConfig: {},
     ...over,
   };

@@ -4,11 +4,9 @@
 // a rate limit, a CORS rule...); one that only observes (telemetry,
 // documentation) is a warning; anything else is reported as unknown.
 
-import { suggest } from './issues.ts';
-import type { IssueCollector } from './issues.ts';
-import type { JsonPath } from './json-path.ts';
-
-export type NamespaceScope = 'service' | 'endpoint' | 'backend';
+import { suggest, type IssueCollector } from '../config/issues.ts';
+import type { JsonPath } from '../config/json-path.ts';
+import type { Namespace, NamespaceScope } from './namespace.ts';
 
 /** KrakenD's policy namespaces (CONFIG-V3 "Fail closed"), by prefix or exact name. */
 const POLICY_PREFIXES = ['auth/', 'security/', 'qos/', 'validation/', 'modifier/', 'governance/'];
@@ -33,7 +31,8 @@ export function namespaceKind(name: string): NamespaceKind {
 /**
  * Reports `name` at `path` (the namespace key), which no implemented namespace
  * handles at this scope. `implemented` lists what this scope does support, for
- * the message and for did-you-mean hints.
+ * the message and for did-you-mean hints. `elsewhere` is set when Portico
+ * implements the namespace at other scopes (`policy`: whether it enforces one).
  */
 export function reportUnsupportedNamespace(
   c: IssueCollector,
@@ -41,16 +40,14 @@ export function reportUnsupportedNamespace(
   path: JsonPath,
   scope: NamespaceScope,
   implemented: readonly string[],
-  elsewhere?: readonly NamespaceScope[],
+  elsewhere?: { scopes: readonly NamespaceScope[]; policy: boolean },
 ): void {
   const known = implemented.length > 0 ? implemented.map((n) => JSON.stringify(n)).join(', ') : 'none';
   const expected = `a namespace this version of Portico implements at ${scope} level (${known})`;
   const quoted = JSON.stringify(name);
-  if (elsewhere && elsewhere.length > 0) {
-    const where = `${elsewhere.join(' or ')} level`;
-    const kind = namespaceKind(name);
-    const text = `${quoted} at ${scope} level, where it is not supported by this version (it belongs at ${where})`;
-    if (kind === 'policy') c.add('error', path, expected, `${text}: it would not be enforced here`, 'key');
+  if (elsewhere) {
+    const text = `${quoted} at ${scope} level, where it is not supported by this version (it belongs at ${elsewhere.scopes.join(' or ')} level)`;
+    if (elsewhere.policy) c.add('error', path, expected, `${text}: it would not be enforced here`, 'key');
     else c.add('warning', path, expected, `${text}: ignored`, 'key');
     return;
   }
@@ -73,4 +70,21 @@ export function reportUnsupportedNamespace(
       c.add('warning', path, expected, found, 'key');
     }
   }
+}
+
+/**
+ * A namespace that has its place in the registry but whose module is still
+ * being written: it stays refused, exactly as if it were unknown.
+ */
+export function pendingNamespace(name: string, scopes: readonly NamespaceScope[], order: number): Namespace {
+  return {
+    name,
+    scopes,
+    order,
+    policy: true,
+    parse(_raw, path, c, ctx) {
+      reportUnsupportedNamespace(c, name, path, ctx.scope, []);
+      return undefined;
+    },
+  };
 }

@@ -1,0 +1,85 @@
+// The namespace registry: every namespace Portico implements, and the one
+// place that decides the order they run in. `order` ranges (lower = guard
+// runs earlier, middleware wraps further out):
+//
+//     0  core namespaces the gateway reads directly (router, portico/server, backend/http)
+//   100  host and transport rules (security/http: allowed hosts, SSL redirect, headers)
+//   200  CORS (a preflight is answered before any credential is asked for)
+//   300  bot detection
+//   400  authentication and authorization (API keys, basic auth, JWT), token signing
+//   500  traffic policies (rate limits), later
+//   600  request validation, later
+//   900  proxy: static data and flatmap around the composed backends
+//
+// At backend level middlewares wrap the single backend call in the same order.
+
+import type { IssueCollector } from '../config/issues.ts';
+import type { JsonPath } from '../config/json-path.ts';
+import { authApiKeys } from './auth-api-keys.ts';
+import { authBasic } from './auth-basic.ts';
+import { authClientCredentials } from './auth-client-credentials.ts';
+import { authSigner } from './auth-signer.ts';
+import { authValidator } from './auth-validator.ts';
+import { backendHttp } from './backend-http.ts';
+import { reportUnsupportedNamespace } from './fail-closed.ts';
+import type { Namespace, NamespaceScope, NamespaceUse, ParseContext } from './namespace.ts';
+import { porticoServer } from './portico-server.ts';
+import { proxy } from './proxy.ts';
+import { router } from './router.ts';
+import { securityBotDetector } from './security-bot-detector.ts';
+import { securityCors } from './security-cors.ts';
+import { securityHttp } from './security-http.ts';
+
+export const NAMESPACES: readonly Namespace[] = [
+  router,
+  porticoServer,
+  proxy,
+  backendHttp,
+  securityHttp,
+  securityCors,
+  securityBotDetector,
+  authClientCredentials,
+  authApiKeys,
+  authBasic,
+  authValidator,
+  authSigner,
+];
+
+const BY_NAME = new Map(NAMESPACES.map((ns) => [ns.name, ns]));
+
+/** The module of a parsed namespace (uses only name namespaces of this registry). */
+export function namespaceNamed(name: string): Namespace {
+  const ns = BY_NAME.get(name);
+  if (!ns) throw new Error(`no namespace module named ${JSON.stringify(name)}`);
+  return ns;
+}
+
+const IMPLEMENTED: Readonly<Record<NamespaceScope, readonly string[]>> = {
+  service: NAMESPACES.filter((n) => n.scopes.includes('service')).map((n) => n.name),
+  endpoint: NAMESPACES.filter((n) => n.scopes.includes('endpoint')).map((n) => n.name),
+  backend: NAMESPACES.filter((n) => n.scopes.includes('backend')).map((n) => n.name),
+};
+
+/**
+ * Parse every namespace of one extra_config object. Implemented ones check
+ * their own fields; the rest fail closed (fail-closed.ts). Returns the uses in
+ * stack order.
+ */
+export function parseNamespaces(c: IssueCollector, extra: Record<string, unknown>, path: JsonPath, ctx: ParseContext): NamespaceUse[] {
+  const uses: { use: NamespaceUse; order: number }[] = [];
+  for (const name of Object.keys(extra)) {
+    const at = [...path, name];
+    const ns = BY_NAME.get(name);
+    if (!ns) {
+      reportUnsupportedNamespace(c, name, at, ctx.scope, IMPLEMENTED[ctx.scope]);
+      continue;
+    }
+    if (!ns.scopes.includes(ctx.scope)) {
+      reportUnsupportedNamespace(c, name, at, ctx.scope, IMPLEMENTED[ctx.scope], { scopes: ns.scopes, policy: ns.policy });
+      continue;
+    }
+    const options = ns.parse(extra[name], at, c, ctx);
+    if (options !== undefined) uses.push({ use: { name, options }, order: ns.order });
+  }
+  return uses.sort((a, b) => a.order - b.order).map((u) => u.use);
+}
