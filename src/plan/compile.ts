@@ -1,5 +1,5 @@
 import type { BackendConfig, EndpointConfig, ServiceConfig } from '../config/types.ts';
-import { optionsOf, type CompileContext, type NamespaceScope } from '../namespaces/namespace.ts';
+import { optionsOf, type CompileContext, type Namespace, type NamespaceScope } from '../namespaces/namespace.ts';
 import { namespaceNamed } from '../namespaces/registry.ts';
 import { compileStack } from '../namespaces/stack.ts';
 import { PolicyState, type StateScope } from '../namespaces/state.ts';
@@ -21,6 +21,8 @@ export interface CompileOptions {
   pools?: UpstreamPools;
   /** Policy state shared with earlier and later plans (reloads); a private registry when absent. */
   state?: PolicyState;
+  /** Finds the module of a parsed namespace; the built-in registry unless given (tests add their own). */
+  namespaces?: (name: string) => Namespace;
 }
 
 export function compilePlan(config: ServiceConfig, opts: CompileOptions = {}): Plan {
@@ -61,10 +63,11 @@ function build(
     serviceOptions: (ns) => optionsOf(config.namespaces, ns),
   });
 
-  const service = compileStack(config.namespaces, context('service'), namespaceNamed);
+  const moduleOf = opts.namespaces ?? namespaceNamed;
+  const service = compileStack(config.namespaces, context('service'), moduleOf);
   const wrapBackend = (ep: EndpointConfig, b: BackendConfig, call: Proxy): Proxy => {
     if (b.namespaces.length === 0) return call;
-    return compileStack(b.namespaces, context('backend', ep, b), namespaceNamed).middleware?.(call) ?? call;
+    return compileStack(b.namespaces, context('backend', ep, b), moduleOf).middleware?.(call) ?? call;
   };
   const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend };
   const router = new Router<CompiledEndpoint>({
@@ -72,7 +75,7 @@ function build(
     redirectFixedPath: !config.router.disableRedirectFixedPath,
   });
   for (const ep of config.endpoints) {
-    const stack = compileStack(ep.namespaces, context('endpoint', ep), namespaceNamed);
+    const stack = compileStack(ep.namespaces, context('endpoint', ep), moduleOf);
     let proxy = compileEndpointProxy(ep, deps);
     if (stack.middleware) proxy = stack.middleware(proxy);
     if (service.middleware) proxy = service.middleware(proxy);

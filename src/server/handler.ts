@@ -39,7 +39,7 @@ export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
     if (plan.guard === undefined) return route(plan, opts, req, res, target, undefined);
     // Service-level policies run for every request, before routing (as KrakenD's global middlewares do).
     const preq = newRequest(plan, req, target.path, target.rawQuery, NEVER);
-    guarded(plan.guard, preq, res, undefined, () => route(plan, opts, req, res, target, preq));
+    guarded(plan.guard, preq, req, res, undefined, () => route(plan, opts, req, res, target, preq));
   };
 }
 
@@ -118,12 +118,12 @@ const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, st
  * when it answers, render the error when it throws. Headers the guard added
  * are set on the response in every case.
  */
-function guarded(guard: Guard, preq: ProxyRequest, res: ServerResponse, ep: CompiledEndpoint | undefined, then: () => void): void {
+function guarded(guard: Guard, preq: ProxyRequest, req: IncomingMessage, res: ServerResponse, ep: CompiledEndpoint | undefined, then: () => void): void {
   let outcome: ReturnType<Guard>;
   try {
     outcome = guard(preq);
   } catch (err) {
-    return refused(res, preq, ep, err);
+    return refused(req, res, preq, ep, err);
   }
   if (outcome === undefined) {
     applyPolicyHeaders(res, preq);
@@ -135,18 +135,19 @@ function guarded(guard: Guard, preq: ProxyRequest, res: ServerResponse, ep: Comp
         if (a === undefined) {
           applyPolicyHeaders(res, preq);
           then();
-        } else answer(res, preq, a);
+        } else answer(req, res, preq, a);
       },
-      (err: unknown) => refused(res, preq, ep, err),
+      (err: unknown) => refused(req, res, preq, ep, err),
     );
     return;
   }
-  answer(res, preq, outcome);
+  answer(req, res, preq, outcome);
 }
 
 /** The guard answered the request itself (a CORS preflight, an SSL redirect). */
-function answer(res: ServerResponse, preq: ProxyRequest, a: EarlyAnswer): void {
+function answer(req: IncomingMessage, res: ServerResponse, preq: ProxyRequest, a: EarlyAnswer): void {
   applyPolicyHeaders(res, preq);
+  closeIfUnread(req, res);
   if (a.headers) for (let i = 0; i < a.headers.length; i += 2) res.appendHeader(a.headers[i] as string, a.headers[i + 1]);
   const body = a.body ?? '';
   if (body !== '') res.setHeader('content-type', a.contentType ?? 'text/plain; charset=utf-8');
@@ -155,13 +156,19 @@ function answer(res: ServerResponse, preq: ProxyRequest, a: EarlyAnswer): void {
   res.end(body);
 }
 
-function refused(res: ServerResponse, preq: ProxyRequest, ep: CompiledEndpoint | undefined, err: unknown): void {
+function refused(req: IncomingMessage, res: ServerResponse, preq: ProxyRequest, ep: CompiledEndpoint | undefined, err: unknown): void {
   applyPolicyHeaders(res, preq);
+  closeIfUnread(req, res);
   const e = asGatewayError(err);
   const fields = { code: e.code, status: e.status, path: preq.path, ...(ep ? { endpoint: ep.config.endpoint } : {}), ...(e instanceof PolicyError ? { namespace: e.namespace } : {}) };
   if (e.status >= 500) log('error', e.message, fields);
   else log('info', `request refused: ${e.message}`, fields);
   sendError(res, e, ep?.returnErrorMsg ?? false);
+}
+
+/** A request answered before its body was read: close the connection rather than read and discard the body. */
+function closeIfUnread(req: IncomingMessage, res: ServerResponse): void {
+  if (hasBody(req) && !req.readableEnded) res.setHeader('connection', 'close');
 }
 
 const kApplied = Symbol('portico.appliedHeaders');
@@ -204,7 +211,7 @@ async function serveEndpoint(
       // Endpoint policies run before the body is read: a refused request costs no body read and no backend call.
       const g = ep.guard(preq);
       const a = g instanceof Promise ? await g : g;
-      if (a !== undefined) return answer(res, preq, a);
+      if (a !== undefined) return answer(req, res, preq, a);
       applyPolicyHeaders(res, preq);
     }
     if (hasBody(req)) preq.body = await readRequestBody(req, plan.config.maxBodyBytes);
@@ -214,7 +221,7 @@ async function serveEndpoint(
   } catch (err) {
     const e = asGatewayError(err);
     if (e.status === 413) res.setHeader('connection', 'close');
-    if (e instanceof PolicyError) return refused(res, preq, ep, e);
+    if (e instanceof PolicyError) return refused(req, res, preq, ep, e);
     applyPolicyHeaders(res, preq);
     if (e.status >= 500) log('error', e.message, { endpoint: ep.config.endpoint, code: e.code });
     sendError(res, e, ep.returnErrorMsg || e.status === 413);
