@@ -3,8 +3,9 @@
 // runs earlier, middleware wraps further out):
 //
 //     0  core namespaces the gateway reads directly (router, portico/server, backend/http)
+//    50  CORS: outermost, as KrakenD wraps its whole router in it (a preflight is
+//        answered before any other rule; refusals by later policies carry CORS headers)
 //   100  host and transport rules (security/http: allowed hosts, SSL redirect, headers)
-//   200  CORS (a preflight is answered before any credential is asked for)
 //   300  bot detection
 //   400  authentication and authorization (API keys, basic auth, JWT), token signing
 //   500  traffic policies (rate limits), later

@@ -74,3 +74,18 @@ export function compileHeaderForwarder(
     return out;
   };
 }
+
+/** An RFC 9110 token: what a method or a header name is made of. */
+export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Go's http.CanonicalHeaderKey: "x-request-id" -> "X-Request-Id"; a name with a non-token byte is left as is. */
+export function canonicalHeaderKey(name: string): string {
+  if (!HTTP_TOKEN.test(name)) return name;
+  let out = '';
+  let upper = true;
+  for (const ch of name) {
+    out += upper ? ch.toUpperCase() : ch.toLowerCase();
+    upper = ch === '-';
+  }
+  return out;
+}

@@ -1,6 +1,7 @@
 // The gateway's own endpoints: /__health, /__debug/*, /__echo/*.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { canonicalHeaderKey } from '../proxy/headers.ts';
 import { parseQuery } from '../proxy/query.ts';
 import { log } from '../telemetry/log.ts';
 import { sendJson } from './respond.ts';
@@ -47,7 +48,7 @@ export function serveEcho(req: IncomingMessage, res: ServerResponse, path: strin
 export function canonicalHeaders(raw: string[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase().replace(/(^|-)([a-z])/g, (_, d: string, c: string) => d + c.toUpperCase());
+    const name = canonicalHeaderKey(raw[i]);
     (out[name] ??= []).push(raw[i + 1]);
   }
   return out;

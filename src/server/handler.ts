@@ -151,7 +151,8 @@ function answer(req: IncomingMessage, res: ServerResponse, preq: ProxyRequest, a
   if (a.headers) for (let i = 0; i < a.headers.length; i += 2) res.appendHeader(a.headers[i] as string, a.headers[i + 1]);
   const body = a.body ?? '';
   if (body !== '') res.setHeader('content-type', a.contentType ?? 'text/plain; charset=utf-8');
-  res.setHeader('content-length', Buffer.byteLength(body));
+  // RFC 9110 8.6: no Content-Length on a 204 (or a 304).
+  if (a.status !== 204 && a.status !== 304) res.setHeader('content-length', Buffer.byteLength(body));
   res.writeHead(a.status);
   res.end(body);
 }

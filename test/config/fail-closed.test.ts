@@ -18,10 +18,10 @@ const POLICY = /a policy namespace not supported by this version/;
 
 describe('fail closed on unsupported namespaces', () => {
   it('service level: a policy namespace is an error naming it', () => {
-    const result = load(service({ extra_config: { 'security/cors': { allow_origins: ['*'] } } }));
+    const result = load(service({ extra_config: { 'security/policies': { req: { policies: ['true'] } } } }));
     assert.equal(result.config, undefined);
-    const issue = issueAt(result.errors, '$.extra_config["security/cors"]');
-    assert.match(issue.found, /"security\/cors"/);
+    const issue = issueAt(result.errors, '$.extra_config["security/policies"]');
+    assert.match(issue.found, /"security\/policies"/);
     assert.match(issue.found, POLICY);
     assert.match(issue.expected, /implements at service level/);
   });
@@ -39,7 +39,7 @@ describe('fail closed on unsupported namespaces', () => {
   });
 
   it('every policy family and behaviour-changing namespace is refused', () => {
-    for (const name of ['qos/ratelimit/router', 'validation/json-schema', 'modifier/martian', 'governance/quota', 'websocket', 'auth/api-keys']) {
+    for (const name of ['qos/ratelimit/router', 'validation/json-schema', 'modifier/martian', 'governance/quota', 'websocket', 'auth/revoker']) {
       assert.match(issueAt(load(withEndpoint({ extra_config: { [name]: {} } })).errors, formatPath(['endpoints', 0, 'extra_config', name])).found, POLICY, name);
     }
     for (const name of ['backend/graphql', 'backend/amqp/consumer', 'plugin/http-client', 'backend/http/client']) {
@@ -62,6 +62,9 @@ describe('fail closed on unsupported namespaces', () => {
   it('an implemented namespace at a scope it does not serve: error for a policy, warning otherwise', () => {
     const misplaced = load(withEndpoint({ extra_config: { router: { return_error_msg: true } } }));
     assert.match(issueAt(misplaced.warnings, '$.endpoints[0].extra_config.router').found, /at endpoint level, where it is not supported by this version \(it belongs at service level\): ignored/);
+    const policy = load(withEndpoint({ extra_config: { 'security/cors': { allow_origins: ['https://a.example'] } } }));
+    assert.equal(policy.config, undefined);
+    assert.match(issueAt(policy.errors, '$.endpoints[0].extra_config["security/cors"]').found, /at endpoint level, where it is not supported by this version \(it belongs at service level\): it would not be enforced here/);
   });
 
   it('the error points at the namespace key: line and column', () => {
