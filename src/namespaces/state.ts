@@ -79,7 +79,11 @@ async function dispose(e: Entry): Promise<void> {
   }
 }
 
-/** A registry key: the namespace, what the state is for, and the options it depends on. */
+/**
+ * A registry key: the namespace, what the state is for, and the options it
+ * depends on. Keys may be shown (health, tests): put a digest of a secret in
+ * them, never the secret.
+ */
 export function stateKey(namespace: string, ...parts: unknown[]): string {
   return `${namespace}\u0000${JSON.stringify(parts)}`;
 }

@@ -244,7 +244,7 @@ function logAccess(plan: Plan, req: IncomingMessage, res: ServerResponse): void 
 }
 
 function logErrors(ep: CompiledEndpoint, errors: Error[]): void {
-  for (const e of errors) log('warn', e.message, { endpoint: ep.config.endpoint, partial: true });
+  for (const e of errors) log('warn', e.message, { endpoint: ep.config.endpoint, partial: true, code: e instanceof GatewayError ? e.code : undefined });
 }
 
 async function withBody(req: IncomingMessage, res: ServerResponse, limit: number, then: (body: Buffer | undefined) => void): Promise<void> {
