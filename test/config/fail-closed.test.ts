@@ -26,10 +26,10 @@ describe('fail closed on unsupported namespaces', () => {
     assert.match(issue.expected, /implements at service level/);
   });
 
-  it('endpoint level: auth/validator is an error (the endpoint would answer without a token)', () => {
-    const result = load(withEndpoint({ extra_config: { 'auth/validator': { alg: 'RS256', jwk_url: 'https://idp/jwks' } } }));
+  it('endpoint level: validation/cel is an error (the endpoint would answer without the check)', () => {
+    const result = load(withEndpoint({ extra_config: { 'validation/cel': [{ check_expr: 'false' }] } }));
     assert.equal(result.config, undefined);
-    assert.match(issueAt(result.errors, '$.endpoints[0].extra_config["auth/validator"]').found, POLICY);
+    assert.match(issueAt(result.errors, '$.endpoints[0].extra_config["validation/cel"]').found, POLICY);
   });
 
   it('backend level: qos/circuit-breaker is an error', () => {
@@ -75,24 +75,24 @@ describe('fail closed on unsupported namespaces', () => {
     {
       "endpoint": "/a",
       "extra_config": {
-        "auth/validator": { "alg": "RS256" }
+        "qos/ratelimit/router": { "max_rate": 10 }
       },
       "backend": [{ "url_pattern": "/a" }]
     }
   ]
 }`;
-    const issue = issueAt(loadConfigText(text, 'gw.json', { env: {} }).errors, '$.endpoints[0].extra_config["auth/validator"]');
+    const issue = issueAt(loadConfigText(text, 'gw.json', { env: {} }).errors, '$.endpoints[0].extra_config["qos/ratelimit/router"]');
     assert.equal(`${issue.line}:${issue.column}`, '8:9');
   });
 
   it('portico check and run refuse the file with file, path, line:column and the words', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-fail-closed-'));
     const file = join(dir, 'gw.json');
-    writeFileSync(file, JSON.stringify({ version: 3, port: 0, host: ['http://127.0.0.1:9'], endpoints: [{ endpoint: '/a', extra_config: { 'auth/validator': { alg: 'RS256' } }, backend: [{ url_pattern: '/a' }] }] }, null, 2));
+    writeFileSync(file, JSON.stringify({ version: 3, port: 0, host: ['http://127.0.0.1:9'], endpoints: [{ endpoint: '/a', extra_config: { 'qos/ratelimit/router': { max_rate: 10 } }, backend: [{ url_pattern: '/a' }] }] }, null, 2));
     for (const args of [['check', '-c', file], ['run', '-c', file, '--cache-dir', join(dir, 'cache')]]) {
       const r = await runCli(args);
       assert.notEqual(r.code, 0, args[0]);
-      assert.match(r.stderr, /gw\.json:\d+:\d+ error \$\.endpoints\[0\]\.extra_config\["auth\/validator"\]: .*not supported by this version/, args[0]);
+      assert.match(r.stderr, /gw\.json:\d+:\d+ error \$\.endpoints\[0\]\.extra_config\["qos\/ratelimit\/router"\]: .*not supported by this version/, args[0]);
     }
   });
 });
