@@ -4,8 +4,8 @@
 //
 // Values that are user data rather than configuration structure are kept
 // verbatim, because there such keys are meaningful: a backend `mapping` such as
-// {"_id": "id"}, `proxy.static.data`, the `router.error_body` bodies, and JSON
-// schemas ("$ref", "$defs", "$schema"). KrakenD itself never strips anything; it
+// {"_id": "id"}, `proxy.static.data`, the `router.error_body` bodies, JSON
+// schemas ("$ref", "$defs", "$schema") and `auth/basic.users` names. KrakenD itself never strips anything; it
 // just ignores keys no struct field matches, so keeping user data intact is what
 // a migrating user observes there.
 
@@ -36,6 +36,8 @@ export function isVerbatimValue(path: JsonPath): boolean {
   if (at(path, 2) === 'error_body' && at(path, 3) === 'router' && at(path, 4) === 'extra_config') return true;
   // extra_config["backend/graphql"].variables
   if (last === 'variables' && at(path, 2) === 'backend/graphql') return true;
+  // extra_config["auth/basic"].users: user names such as "_svc" are data
+  if (last === 'users' && at(path, 2) === 'auth/basic') return true;
   return false;
 }
 

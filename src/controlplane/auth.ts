@@ -4,7 +4,7 @@
 // call needs it; without one it is open. Missing (or not Bearer) -> 401, wrong
 // token -> 403. Tokens are compared in constant time.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { sameDigest, sha256 } from '../namespaces/credentials.ts';
 import type { IncomingMessage } from 'node:http';
 import { HttpError } from './http-util.ts';
 
@@ -31,9 +31,7 @@ function checkBearer(req: IncomingMessage, expected: string, what: string): void
 }
 
 function sameSecret(a: string, b: string): boolean {
-  const da = createHash('sha256').update(a).digest();
-  const db = createHash('sha256').update(b).digest();
-  return timingSafeEqual(da, db);
+  return sameDigest(sha256(a), sha256(b));
 }
 
 export function isLoopback(address: string | undefined): boolean {

@@ -150,3 +150,10 @@ test('a duplicate JSON key is a warning at the second key', () => {
   assert.equal(issue.line, 4);
   assert.equal(result.config?.port, 2, 'the last value wins, as in Go');
 });
+
+test('auth/basic user names starting with a comment character are data, not comments', () => {
+  const hash = '$2b$10$abcdefghijklmnopqrstuu6xJd2Hx7bW0OwcV0Ffq5iNBdc7ZkS/2';
+  const result = load(service({ extra_config: { 'auth/basic': { users: { _svc: hash, '@ops': hash } } } }));
+  const raw = result.raw as { extra_config: { 'auth/basic': { users: Record<string, string> } } };
+  assert.deepEqual(Object.keys(raw.extra_config['auth/basic'].users).sort(), ['@ops', '_svc']);
+});
