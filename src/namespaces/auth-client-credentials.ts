@@ -26,7 +26,7 @@ import type { IssueCollector } from '../config/issues.ts';
 import { isPlainObject, type JsonPath } from '../config/json-path.ts';
 import type { CancelSignal } from '../proxy/abort.ts';
 import { GatewayError } from '../proxy/errors.ts';
-import { isHopByHop } from '../proxy/headers.ts';
+import { HTTP_TOKEN, isHopByHop } from '../proxy/headers.ts';
 import type { Proxy, ProxyRequest } from '../proxy/types.ts';
 import { USER_AGENT } from '../version.ts';
 import type { Namespace } from './namespace.ts';
@@ -82,8 +82,6 @@ const RULES: ObjectRules = {
   is_disabled: 'boolean',
 };
 
-/** RFC 9110 token characters (header names, token types). */
-const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A token value that can go into a header: visible ASCII, no spaces. */
 const TOKEN_VALUE = /^[\x21-\x7e]+$/;
 /** An OAuth2 `error` code (RFC 6749 5.2 charset), short enough to log. */
@@ -110,7 +108,7 @@ export const authClientCredentials: Namespace<ClientCredentialsOptions> = {
     let headerName = 'authorization';
     if ('auth_header_name' in raw) {
       const h = raw.auth_header_name;
-      if (typeof h !== 'string' || !TOKEN_CHARS.test(h)) c.invalid([...path, 'auth_header_name'], 'a header name such as "Authorization" or "X-Access-Token"', h);
+      if (typeof h !== 'string' || !HTTP_TOKEN.test(h)) c.invalid([...path, 'auth_header_name'], 'a header name such as "Authorization" or "X-Access-Token"', h);
       else if (isHopByHop(h.toLowerCase())) c.invalid([...path, 'auth_header_name'], 'a header name that is not hop-by-hop (it would never reach the backend)', h);
       else headerName = h.toLowerCase();
     }
@@ -468,7 +466,7 @@ class TokenSource {
     if (typeof token !== 'string' || token === '') throw this.#invalid(`the answer of ${this.#where} has no access_token`);
     if (!TOKEN_VALUE.test(token)) throw this.#invalid(`the access_token from ${this.#where} has characters a header cannot carry`);
     const type = fields.token_type ?? '';
-    if (typeof type !== 'string' || (type !== '' && !TOKEN_CHARS.test(type))) throw this.#invalid(`the token_type from ${this.#where} is not a valid token type`);
+    if (typeof type !== 'string' || (type !== '' && !HTTP_TOKEN.test(type))) throw this.#invalid(`the token_type from ${this.#where} is not a valid token type`);
     return { value: `${tokenScheme(type)} ${token}`, lifetimeS: this.#lifetime(fields.expires_in) };
   }
 

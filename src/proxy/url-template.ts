@@ -1,6 +1,7 @@
 // url_pattern compiled once into literal pieces and placeholders, so a request
 // only concatenates strings.
 
+import { claimText, lookupClaim } from './claims.ts';
 import type { ProxyRequest } from './types.ts';
 
 const PLACEHOLDER = /\{([^{}]+)\}/g;
@@ -39,7 +40,7 @@ export function compileUrlTemplate(pattern: string): UrlTemplate {
     return { names, hasQuery, render: () => pattern };
   }
   // {JWT.a.b}: read from the verified claims of the request (auth/validator).
-  const claimPaths = names.map((n) => (n.startsWith(JWT_PREFIX) ? n.slice(JWT_PREFIX.length).split('.') : undefined));
+  const claimPaths = names.map((n) => (n.startsWith(JWT_PREFIX) ? n.slice(JWT_PREFIX.length) : undefined));
   return {
     names,
     hasQuery,
@@ -48,7 +49,7 @@ export function compileUrlTemplate(pattern: string): UrlTemplate {
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
         const claim = claimPaths[i];
-        const value = claim !== undefined ? placeholderText(req.claims, claim) : (req.params[name] ?? req.extraParams?.[name] ?? '');
+        const value = claim !== undefined ? claimPlaceholderText(req.claims, claim, name) : (req.params[name] ?? req.extraParams?.[name] ?? '');
         out += literals[i] + (inQuery[i] ? encodeURIComponent(value) : encodeSegment(value));
       }
       return out + tail;
@@ -68,6 +69,19 @@ export function placeholderText(data: Record<string, unknown> | undefined, path:
   if (v === undefined || v === null) return '';
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
+}
+
+/**
+ * The text of a {JWT.name} placeholder. KrakenD (krakend-jose) looks the
+ * claim up by its whole name and renders it with Claims.Get (claimText);
+ * when it is absent the backend receives the placeholder itself, literally
+ * (then percent-encoded, as any value). Portico also follows a dot path into
+ * nested objects ({JWT.realm_access.tier}) when no claim has the whole name,
+ * as KrakenD Enterprise does.
+ */
+function claimPlaceholderText(claims: Record<string, unknown> | undefined, name: string, placeholder: string): string {
+  const value = claims === undefined ? undefined : lookupClaim(claims, name, true);
+  return value === undefined ? `{${placeholder}}` : claimText(value);
 }
 
 /** Placeholders filled from an earlier sequential backend: {resp0_a.b} -> backend 0, path a.b */
