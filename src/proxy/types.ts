@@ -7,7 +7,7 @@ export type Data = Record<string, unknown>;
 /** What every stage of an endpoint pipeline receives. Built once per client request. */
 export interface ProxyRequest {
   method: string;
-  /** The request path, cleaned and decoded as routed. */
+  /** The request path as the client sent it (percent-encoded, no query), extra slashes collapsed when router.remove_extra_slash. */
   path: string;
   /** Decoded endpoint parameters by name as written in the endpoint path. */
   params: Record<string, string>;

@@ -162,9 +162,34 @@ function refused(req: IncomingMessage, res: ServerResponse, preq: ProxyRequest, 
   closeIfUnread(req, res);
   const e = asGatewayError(err);
   const fields = { code: e.code, status: e.status, path: preq.path, ...(ep ? { endpoint: ep.config.endpoint } : {}), ...(e instanceof PolicyError ? { namespace: e.namespace } : {}) };
-  if (e.status >= 500) log('error', e.message, fields);
-  else log('info', `request refused: ${e.message}`, fields);
+  // A policy refusing a client is not a gateway failure, whatever its status: info, and throttled.
+  if (e instanceof PolicyError) logRefusal(e.message, fields);
+  else log('error', e.message, fields);
   sendError(res, e, ep?.returnErrorMsg ?? false);
+}
+
+/** At most this many refusals are logged one by one per second; the rest are counted. */
+const REFUSALS_LOGGED_PER_SECOND = 20;
+const refusals = { windowStart: 0, logged: 0, suppressed: 0 };
+
+/**
+ * Log a refused request without letting a flood of bad tokens flood the log:
+ * past the per-second budget, refusals are only counted, and the count is
+ * logged with the first refusal of a later second.
+ */
+function logRefusal(reason: string, fields: Record<string, unknown>): void {
+  const now = Date.now();
+  if (now - refusals.windowStart >= 1000) {
+    if (refusals.suppressed > 0) log('info', `${refusals.suppressed} more requests refused, not logged one by one`, { suppressed: refusals.suppressed });
+    refusals.windowStart = now;
+    refusals.logged = 0;
+    refusals.suppressed = 0;
+  }
+  if (++refusals.logged > REFUSALS_LOGGED_PER_SECOND) {
+    refusals.suppressed++;
+    return;
+  }
+  log('info', `request refused: ${reason}`, fields);
 }
 
 /** A request answered before its body was read: close the connection rather than read and discard the body. */

@@ -70,6 +70,18 @@ describe('portico CLI', () => {
     assert.match(lint.stderr, /colour/);
   });
 
+  it('check compiles the file as run would: a missing key file fails it, naming the file', async () => {
+    const missing = join(dir, 'no-such-jwks.json');
+    const f = file('missing-keys.json', {
+      version: 3,
+      endpoints: [{ endpoint: '/a', extra_config: { 'auth/validator': { alg: 'RS256', jwk_local_path: missing } }, backend: [{ host: [be.url], url_pattern: '/a' }] }],
+    });
+    const r = await runCli(['check', '-c', f]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /missing-keys\.json: cannot serve: .*no-such-jwks\.json/);
+    assert.doesNotMatch(r.stdout, /^OK/);
+  });
+
   it('run refuses to start on a broken file and prints the check errors', async () => {
     const f = file('broken.json', { version: 3, endpoints: [{ endpoint: '/a', backend: [] }] });
     const r = await runCli(['run', '-c', f]);

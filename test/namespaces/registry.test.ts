@@ -20,6 +20,7 @@ import { Gateway } from '../../src/server/server.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { loadTestConfig } from '../helpers/gateway.ts';
 import { request } from '../helpers/http.ts';
+import { captureLog } from '../helpers/lifecycle-support.ts';
 
 const sink = new Writable({ write: (_c, _e, done) => done() });
 
@@ -259,6 +260,19 @@ describe('guards and middlewares on the request path', () => {
     const open = await request(url, '/open');
     assert.equal(open.status, 200);
     assert.equal(open.headers['x-policy'], undefined, 'an endpoint policy stays on its endpoint');
+  });
+
+  it('refusals are logged with their code, at most 20 a second one by one; the rest are counted', async () => {
+    const cap = captureLog();
+    try {
+      await Promise.all(Array.from({ length: 100 }, () => request(url, '/secure/1', { method: 'POST' })));
+    } finally {
+      cap.restore();
+    }
+    const lines = cap.find('request refused');
+    assert.ok(lines.length >= 1 && lines.length <= 40, `${lines.length} lines for 100 refusals (20 per second, at most two seconds)`);
+    assert.equal(lines[0]!.code, 'TEST_DENIED');
+    assert.equal(lines[0]!.namespace, 'test/auth');
   });
 
   it('an async guard is bounded by the endpoint timeout', async () => {
