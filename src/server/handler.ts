@@ -9,7 +9,7 @@ import type { CompiledEndpoint, Plan } from '../plan/plan.ts';
 import { Deadline, type CancelSignal } from '../proxy/abort.ts';
 import { asGatewayError, GatewayError, PolicyError, timeoutError } from '../proxy/errors.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
-import { log } from '../telemetry/log.ts';
+import { log, throttledLog } from '../telemetry/log.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
 import { hasBody, readRequestBody } from './request-body.ts';
 import { sendError, sendJson, sendResult, sendText } from './respond.ts';
@@ -163,33 +163,10 @@ function refused(req: IncomingMessage, res: ServerResponse, preq: ProxyRequest, 
   const e = asGatewayError(err);
   const fields = { code: e.code, status: e.status, path: preq.path, ...(ep ? { endpoint: ep.config.endpoint } : {}), ...(e instanceof PolicyError ? { namespace: e.namespace } : {}) };
   // A policy refusing a client is not a gateway failure, whatever its status: info, and throttled.
-  if (e instanceof PolicyError) logRefusal(e.message, fields);
+  // One flooding code never hides the refusals of another: the budget is per code.
+  if (e instanceof PolicyError) throttledLog(e.code, 'info', `request refused: ${e.message}`, fields);
   else log('error', e.message, fields);
   sendError(res, e, ep?.returnErrorMsg ?? false);
-}
-
-/** At most this many refusals are logged one by one per second; the rest are counted. */
-const REFUSALS_LOGGED_PER_SECOND = 20;
-const refusals = { windowStart: 0, logged: 0, suppressed: 0 };
-
-/**
- * Log a refused request without letting a flood of bad tokens flood the log:
- * past the per-second budget, refusals are only counted, and the count is
- * logged with the first refusal of a later second.
- */
-function logRefusal(reason: string, fields: Record<string, unknown>): void {
-  const now = Date.now();
-  if (now - refusals.windowStart >= 1000) {
-    if (refusals.suppressed > 0) log('info', `${refusals.suppressed} more requests refused, not logged one by one`, { suppressed: refusals.suppressed });
-    refusals.windowStart = now;
-    refusals.logged = 0;
-    refusals.suppressed = 0;
-  }
-  if (++refusals.logged > REFUSALS_LOGGED_PER_SECOND) {
-    refusals.suppressed++;
-    return;
-  }
-  log('info', `request refused: ${reason}`, fields);
 }
 
 /** A request answered before its body was read: close the connection rather than read and discard the body. */

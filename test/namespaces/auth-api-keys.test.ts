@@ -9,7 +9,7 @@ import { decodeDigest, fnv128, ROLE_REJECTION_STATUS } from '../../src/namespace
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { loadTestConfig, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { get } from '../helpers/http.ts';
-import { setLogLevel } from '../../src/telemetry/log.ts';
+import { resetLogThrottle, setLogLevel } from '../../src/telemetry/log.ts';
 import { errorAt, issueAt, load } from '../config/support.ts';
 
 const ADMIN = '4d2c61e1-34c4-e96c-9456-15bd983c5019';
@@ -64,6 +64,7 @@ describe('auth/api-keys', () => {
   });
   after(async () => {
     setLogLevel('info');
+    resetLogThrottle();
     await gw.close();
     await backend.close();
   });
@@ -188,6 +189,7 @@ describe('auth/api-keys', () => {
       return true;
     }) as typeof process.stderr.write;
     setLogLevel('info');
+    resetLogThrottle();
     try {
       await refused('/admin', bearer(USER), ROLE_REJECTION_STATUS);
       await refused('/admin', bearer(NEAR_ADMIN));

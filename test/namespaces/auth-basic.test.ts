@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { BASIC_CHALLENGE, BcryptPool, decodeBasic, MAX_WAITING_VERIFICATIONS, readHtpasswd } from '../../src/namespaces/auth-basic.ts';
 import { stateKey } from '../../src/namespaces/state.ts';
-import { setLogLevel } from '../../src/telemetry/log.ts';
+import { resetLogThrottle, setLogLevel } from '../../src/telemetry/log.ts';
 import { errorAt, issueAt, load } from '../config/support.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { loadTestConfig, startGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -66,6 +66,7 @@ describe('auth/basic', () => {
   });
   after(async () => {
     setLogLevel('info');
+    resetLogThrottle();
     await gw.close();
     await backend.close();
     rmSync(dir, { recursive: true, force: true });
@@ -233,6 +234,7 @@ describe('auth/basic', () => {
       return true;
     }) as typeof process.stderr.write;
     setLogLevel('info');
+    resetLogThrottle();
     try {
       await refused('/inherit', basic('alice', 'Wr0ng-Secret-Pw'));
       await refused('/inherit', basic('mallory-user', 'An0ther-Secret'));

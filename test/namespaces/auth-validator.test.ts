@@ -14,7 +14,7 @@ import { formatIssue, loadConfigText } from '../../src/config/load.ts';
 import { authValidator, type ValidatorOptions } from '../../src/namespaces/auth-validator.ts';
 import { ALGORITHMS, importKey, KeySet, tokenKeyId } from '../../src/namespaces/jwk-source.ts';
 import { optionsOf } from '../../src/namespaces/namespace.ts';
-import { setLogLevel } from '../../src/telemetry/log.ts';
+import { resetLogThrottle, setLogLevel } from '../../src/telemetry/log.ts';
 import { claimText } from '../../src/proxy/claims.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -51,6 +51,7 @@ async function logsOf(fn: () => Promise<void>, level: 'debug' | 'info' = 'info')
   } finally {
     process.stderr.write = write;
     setLogLevel('info');
+    resetLogThrottle();
   }
   return lines.flatMap((l) => l.split('\n')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }

@@ -262,7 +262,7 @@ describe('guards and middlewares on the request path', () => {
     assert.equal(open.headers['x-policy'], undefined, 'an endpoint policy stays on its endpoint');
   });
 
-  it('refusals are logged with their code, at most 20 a second one by one; the rest are counted', async () => {
+  it('refusals are logged with their code, at most 20 a second per code one by one; the rest are counted', async () => {
     const cap = captureLog();
     try {
       await Promise.all(Array.from({ length: 100 }, () => request(url, '/secure/1', { method: 'POST' })));
