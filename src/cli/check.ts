@@ -14,7 +14,7 @@ export async function check(file: string, lint: boolean): Promise<number> {
   // htpasswd or key file, a key that cannot serve its algorithm) fails here too.
   // Nothing listens and nothing is fetched.
   try {
-    const plan = compilePlan(result.config!, { accessLogOut: new Writable({ write: (_c, _e, done) => done() }) });
+    const plan = compilePlan(result.config!, { checkOnly: true, accessLogOut: new Writable({ write: (_c, _e, done) => done() }) });
     await plan.close(0);
   } catch (err) {
     process.stderr.write(`${file}: cannot serve: ${(err as Error).message}\n`);

@@ -90,7 +90,7 @@ export const authSigner: Namespace<SignerOptions> = {
     if (ctx.endpoint?.outputEncoding === 'no-op') {
       throw new Error(`auth/signer on endpoint ${JSON.stringify(endpoint)}: a no-op (streamed) answer cannot be signed; use another output_encoding`);
     }
-    const source = keySourceFor(o.source, ctx.state, NAME, { use: 'sign', kid: o.kid });
+    const source = keySourceFor(o.source, ctx.state, NAME, { use: 'sign', kid: o.kid }, !ctx.checkOnly);
     return { middleware: (next) => signing(next, o, source, endpoint) };
   },
 };

@@ -12,6 +12,7 @@
 // propagate_claims copy claims into request headers.
 
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
@@ -35,10 +36,12 @@ import {
   UNCACHED_MAX_AGE_MS,
   type Algorithm,
   type JwkSourceOptions,
+  type KeySet,
   type KeySource,
   type KeyStrategy,
 } from './jwk-source.ts';
 import type { Guard, Namespace } from './namespace.ts';
+import { stateKey } from './state.ts';
 
 const NAME = 'auth/validator';
 
@@ -169,7 +172,9 @@ export const authValidator: Namespace<ValidatorOptions> = {
         log('warn', `auth/validator: propagate_claims sets ${JSON.stringify(header)}, which is not in the endpoint's input_headers: backends will not see it (as in KrakenD)`, { endpoint });
       }
     }
-    return { guard: compileGuard(o, keySourceFor(o.source, ctx.state, NAME, { use: 'verify' }), endpoint) };
+    const source = keySourceFor(o.source, ctx.state, NAME, { use: 'verify' }, !ctx.checkOnly);
+    const verified = ctx.state.get(stateKey(NAME, 'verified-tokens', o), () => newVerifiedCache());
+    return { guard: compileGuard(o, source, verified, endpoint) };
   },
 };
 
@@ -202,7 +207,31 @@ const CHALLENGE_SCOPE = ['www-authenticate', 'Bearer error="insufficient_scope"'
 
 type Detail = Record<string, unknown>;
 
-function compileGuard(o: ValidatorOptions, source: KeySource, endpoint: string): Guard {
+/**
+ * Tokens this validator accepted, by their exact text: a token a client sends
+ * again (clients reuse one token for its whole lifetime) is accepted without
+ * decoding and verifying its signature again. An entry holds only while the
+ * key set it was verified with is still the current one (a refetched or
+ * rotated set re-verifies every token) and until the token expires (exp plus
+ * leeway, checked on every hit); roles, scopes and audience are part of the
+ * validator's options, which key the cache. Only accepted tokens enter, so a
+ * client cannot fill it with garbage; its size counts token characters.
+ */
+interface Verified {
+  claims: Record<string, unknown>;
+  set: KeySet;
+  /** Epoch ms after which the token has expired (Infinity without exp). */
+  expiresAt: number;
+}
+
+/** Token characters the verified-token cache holds at most (about 4,000 typical tokens). */
+export const VERIFIED_CACHE_CHARS = 4 * 1024 * 1024;
+
+function newVerifiedCache(): LRUCache<string, Verified> {
+  return new LRUCache<string, Verified>({ maxSize: VERIFIED_CACHE_CHARS, sizeCalculation: (_v, token) => Math.max(1, token.length) });
+}
+
+function compileGuard(o: ValidatorOptions, source: KeySource, verified: LRUCache<string, Verified>, endpoint: string): Guard {
   const alg = o.alg;
   const verifyOptions = { algorithms: [alg], clockTolerance: o.leewaySeconds, ...(o.issuer !== undefined ? { issuer: o.issuer } : {}) };
   const rolesNested = o.rolesKeyIsNested && o.rolesKey.includes('.') && !o.rolesKey.startsWith('http');
@@ -211,6 +240,37 @@ function compileGuard(o: ValidatorOptions, source: KeySource, endpoint: string):
     if (o.operationDebug) log('debug', `auth/validator: ${reason}`, { endpoint, code, ...detail });
     const challenge = status === 403 ? CHALLENGE_SCOPE : code === 'AUTH_TOKEN_MISSING' ? CHALLENGE_MISSING : code === 'AUTH_KEYS_UNAVAILABLE' ? CHALLENGE_MISSING : CHALLENGE_INVALID;
     return new PolicyError(status, code, NAME, reason, challenge);
+  };
+
+  /** The token of a request when it is one this validator already accepted and still would: its entry. */
+  function alreadyVerified(req: ProxyRequest): Verified | undefined {
+    const token = headerToken(req, o.authHeaderName) ?? cookieValue(req.headers.cookie, o.cookieKey);
+    if (token === undefined || token === '') return undefined;
+    const hit = verified.get(token);
+    if (hit === undefined) return undefined;
+    if (Date.now() > hit.expiresAt) {
+      verified.delete(token);
+      return undefined;
+    }
+    const current = source.current(req.signal);
+    if (current instanceof Promise) {
+      // No set at hand: the full path waits for it (and reports its failure).
+      current.catch(() => {});
+      return undefined;
+    }
+    return current === hit.set ? hit : undefined;
+  }
+
+  function accept(req: ProxyRequest, claims: Record<string, unknown>): undefined {
+    req.claims = claims;
+    if (o.propagateClaims.length > 0) propagate(req, claims, o);
+    return undefined;
+  }
+
+  return (req) => {
+    const hit = alreadyVerified(req);
+    if (hit !== undefined) return accept(req, hit.claims);
+    return validate(req);
   };
 
   async function validate(req: ProxyRequest): Promise<undefined> {
@@ -231,6 +291,7 @@ function compileGuard(o: ValidatorOptions, source: KeySource, endpoint: string):
       throw refuse(401, 'AUTH_KEYS_UNAVAILABLE', `no key set to check the token: ${(err as Error).message}`);
     }
     let entry = set.find(o.keyIdentifyStrategy, id);
+    let verifiedWith = set;
     if (!entry) {
       let fresh;
       try {
@@ -241,6 +302,7 @@ function compileGuard(o: ValidatorOptions, source: KeySource, endpoint: string):
         throw err;
       }
       entry = fresh?.find(o.keyIdentifyStrategy, id);
+      if (fresh) verifiedWith = fresh;
       if (!entry) {
         source.missed();
         throw refuse(401, 'AUTH_KEY_UNKNOWN', `no key for the token's ${o.keyIdentifyStrategy} in the JWK set`, { [o.keyIdentifyStrategy]: shown(id) });
@@ -284,13 +346,11 @@ function compileGuard(o: ValidatorOptions, source: KeySource, endpoint: string):
       }
     }
 
-    req.claims = claims as Record<string, unknown>;
-    if (o.propagateClaims.length > 0) propagate(req, claims as Record<string, unknown>, o);
+    const expiresAt = typeof claims.exp === 'number' ? (claims.exp + o.leewaySeconds) * 1000 : Infinity;
+    verified.set(token, { claims: claims as Record<string, unknown>, set: verifiedWith, expiresAt });
     if (o.operationDebug) log('debug', 'auth/validator: token accepted', { endpoint, [o.keyIdentifyStrategy]: shown(id) });
-    return undefined;
+    return accept(req, claims as Record<string, unknown>);
   }
-
-  return validate;
 }
 
 /** A token found in the request, with its decoded protected header (undefined when it is not a JWS). */
@@ -306,14 +366,10 @@ interface FoundToken {
  */
 function extractToken(req: ProxyRequest, headerName: string, cookieKey: string): FoundToken | undefined {
   let fromHeader: FoundToken | undefined;
-  const h = req.headers[headerName];
-  let raw = Array.isArray(h) ? h[0] : h;
-  if (raw !== undefined) {
-    if (raw.length > 7 && raw.slice(0, 7).toLowerCase() === 'bearer ') raw = raw.slice(7);
-    if (raw !== '') {
-      fromHeader = { token: raw, header: jwsHeader(raw) };
-      if (fromHeader.header) return fromHeader;
-    }
+  const raw = headerToken(req, headerName);
+  if (raw !== undefined && raw !== '') {
+    fromHeader = { token: raw, header: jwsHeader(raw) };
+    if (fromHeader.header) return fromHeader;
   }
   const value = cookieValue(req.headers.cookie, cookieKey);
   if (value !== undefined && value !== '') {
@@ -321,6 +377,14 @@ function extractToken(req: ProxyRequest, headerName: string, cookieKey: string):
     if (header || !fromHeader) return { token: value, header };
   }
   return fromHeader;
+}
+
+/** The token header's value without a "Bearer " prefix (any case), or undefined when absent. */
+function headerToken(req: ProxyRequest, headerName: string): string | undefined {
+  const h = req.headers[headerName];
+  const raw = Array.isArray(h) ? h[0] : h;
+  if (raw === undefined) return undefined;
+  return raw.length > 7 && raw.slice(0, 7).toLowerCase() === 'bearer ' ? raw.slice(7) : raw;
 }
 
 /** The protected header of a compact JWS (three parts), or undefined. */

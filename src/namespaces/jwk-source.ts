@@ -416,7 +416,7 @@ export class RemoteKeySource implements KeySource {
   /** Fetches started (tests and logs). */
   fetches = 0;
 
-  constructor(o: JwkSourceOptions, caPem?: string) {
+  constructor(o: JwkSourceOptions, caPem: string | undefined, warmUp: boolean) {
     this.#url = new URL(o.url!);
     this.#allowHttp = o.allowHttp;
     this.#maxAgeMs = o.maxAgeMs;
@@ -428,8 +428,8 @@ export class RemoteKeySource implements KeySource {
       headersTimeout: FETCH_TIMEOUT_MS,
       bodyTimeout: FETCH_TIMEOUT_MS,
     });
-    // Warm up: the first request should not wait for the key set.
-    this.#start().catch(() => {});
+    // Warm up: the first request should not wait for the key set (not when only checking a configuration).
+    if (warmUp) this.#start().catch(() => {});
   }
 
   current(signal?: CancelSignal): KeySet | Promise<KeySet> {
@@ -624,6 +624,7 @@ export function keySourceFor(
   state: StateScope,
   namespace: string,
   purpose: { use: 'verify' } | { use: 'sign'; kid: string },
+  warmUp: boolean,
 ): KeySource {
   const fail = (field: string, file: string, reason: string): Error =>
     new Error(`${namespace} at ${o.at}.${field}: ${JSON.stringify(file)} (${resolve(file)}) ${reason}`);
@@ -663,5 +664,5 @@ export function keySourceFor(
     maxAgeMs: o.maxAgeMs,
     cooldownMs: o.cooldownMs,
   });
-  return state.get(key, () => new RemoteKeySource(o, caPem), (s) => s.close());
+  return state.get(key, () => new RemoteKeySource(o, caPem, warmUp), (s) => s.close());
 }

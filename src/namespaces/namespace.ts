@@ -34,6 +34,8 @@ export interface CompileContext {
   readonly backend?: BackendConfig;
   /** Long-lived state shared across reloads (see state.ts). */
   readonly state: StateScope;
+  /** `portico check` compiles too: then nothing may be fetched or started ahead of a request. */
+  readonly checkOnly: boolean;
   /** The client IP of a request (router.forwarded_by_client_ip, trusted_proxies applied). */
   clientIp(req: ProxyRequest): string;
   /** Parsed options of a service-level namespace, when the configuration has it. */

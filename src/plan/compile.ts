@@ -21,6 +21,8 @@ export interface CompileOptions {
   pools?: UpstreamPools;
   /** Policy state shared with earlier and later plans (reloads); a private registry when absent. */
   state?: PolicyState;
+  /** Compiling only to check the configuration (portico check): policies fetch and start nothing. */
+  checkOnly?: boolean;
   /** Finds the module of a parsed namespace; the built-in registry unless given (tests add their own). */
   namespaces?: (name: string) => Namespace;
 }
@@ -59,6 +61,7 @@ function build(
     endpoint,
     backend,
     state: scope,
+    checkOnly: opts.checkOnly === true,
     clientIp,
     serviceOptions: (ns) => optionsOf(config.namespaces, ns),
   });

@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CompactSign, compactVerify, importJWK } from 'jose';
 import { formatIssue, loadConfigText } from '../../src/config/load.ts';
 import { authValidator, type ValidatorOptions } from '../../src/namespaces/auth-validator.ts';
-import { ALGORITHMS, importKey, KeySet, tokenKeyId } from '../../src/namespaces/jwk-source.ts';
+import { ALGORITHMS, importKey, KeySet, keySourceFor, tokenKeyId } from '../../src/namespaces/jwk-source.ts';
+import { PolicyState } from '../../src/namespaces/state.ts';
 import { optionsOf } from '../../src/namespaces/namespace.ts';
 import { resetLogThrottle, setLogLevel } from '../../src/telemetry/log.ts';
 import { claimText } from '../../src/proxy/claims.ts';
@@ -515,6 +516,26 @@ describe('auth/validator and its JWK set host', () => {
       endpoints: [{ endpoint: '/p', extra_config: { 'auth/validator': { alg: 'RS256', jwk_url: idp.url, disable_jwk_security: true, cache: true, ...validator } }, backend: [{ url_pattern: '/ok' }], ...more }],
     });
 
+  it('a remote key set warms up when compiled to serve, and fetches nothing when compiled for portico check', async () => {
+    const k1 = await makeKey('RS256', 'warm');
+    const idp = await startJwksServer(jwks([k1]));
+    const state = new PolicyState();
+    const options = { at: '$', url: idp.url, allowHttp: true, maxAgeMs: 60_000, cooldownMs: 1000 };
+    try {
+      const checking = state.scope();
+      const checked = keySourceFor({ ...options, maxAgeMs: 1 }, checking, 'auth/validator', { use: 'verify' }, false) as unknown as { fetches: number };
+      assert.equal(checked.fetches, 0, 'checkOnly: no fetch started');
+      const serving = state.scope();
+      const served = keySourceFor(options, serving, 'auth/validator', { use: 'verify' }, true) as unknown as { fetches: number };
+      assert.equal(served.fetches, 1, 'serving: the fetch starts at compile');
+      await until(() => idp.requests === 1, 5000, 'the warm-up fetch');
+      await Promise.all([checking.release(), serving.release()]);
+    } finally {
+      await state.close();
+      await idp.close();
+    }
+  });
+
   it('key rotation: a token with a new kid validates after exactly one refetch', async () => {
     const [k1, k2] = await Promise.all([makeKey('RS256', 'old'), makeKey('RS256', 'new')]);
     const idp = await startJwksServer(jwks([k1]));
@@ -528,6 +549,51 @@ describe('auth/validator and its JWK set host', () => {
       assert.equal((await get(gw.url, '/p', bearer(await signToken(k2)))).status, 200);
       assert.equal((await get(gw.url, '/p', bearer(await signToken(k1)))).status, 200);
       assert.equal(idp.requests, 2);
+    } finally {
+      await gw.close();
+      await idp.close();
+    }
+  });
+
+  it('an accepted token is remembered only while its key set is current: a rotated-out key refuses it', async () => {
+    const [k1, k2] = await Promise.all([makeKey('RS256', 'gone'), makeKey('RS256', 'next')]);
+    const idp = await startJwksServer(jwks([k1]));
+    const gw = await gatewayFor(idp);
+    try {
+      const old = await signToken(k1);
+      assert.equal((await get(gw.url, '/p', bearer(old))).status, 200);
+      assert.equal((await get(gw.url, '/p', bearer(old))).status, 200, 'accepted again (from the verified-token cache)');
+      idp.setKeys(jwks([k2]));
+      // A token with the new kid makes the gateway refetch: the new set no longer holds k1.
+      assert.equal((await get(gw.url, '/p', bearer(await signToken(k2)))).status, 200);
+      const records = await logsOf(async () => {
+        assert.equal((await get(gw.url, '/p', bearer(old))).status, 401, 'the remembered token is checked against the new set');
+      });
+      assert.deepEqual(codes(records), ['AUTH_KEY_UNKNOWN']);
+    } finally {
+      await gw.close();
+      await idp.close();
+    }
+  });
+
+  it('a remembered token still expires (exp plus leeway), and roles are checked per validator', async () => {
+    const k1 = await makeKey('RS256', 'short');
+    const idp = await startJwksServer(jwks([k1]));
+    const gw = await startGateway({
+      host: [be.url],
+      endpoints: [
+        { endpoint: '/p', extra_config: { 'auth/validator': { alg: 'RS256', jwk_url: idp.url, disable_jwk_security: true, cache: true, leeway: '0s' } }, backend: [{ url_pattern: '/ok' }] },
+        { endpoint: '/admin', extra_config: { 'auth/validator': { alg: 'RS256', jwk_url: idp.url, disable_jwk_security: true, cache: true, leeway: '0s', roles: ['admin'] } }, backend: [{ url_pattern: '/ok' }] },
+      ],
+    });
+    try {
+      const token = await signToken(k1, { exp: now() + 1, roles: ['user'] });
+      assert.equal((await get(gw.url, '/p', bearer(token))).status, 200);
+      assert.equal((await get(gw.url, '/admin', bearer(token))).status, 403, 'accepted on /p does not make it an admin');
+      // Only time shows expiry: wait past exp plus the leeway (KrakenD's minimum, 1 s).
+      const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+      await until(() => Date.now() / 1000 > exp + 1.05, 4000, 'the token to expire');
+      assert.equal((await get(gw.url, '/p', bearer(token))).status, 401, 'expired, although remembered');
     } finally {
       await gw.close();
       await idp.close();
