@@ -15,7 +15,7 @@
 // req/s; this costs ~3 times less. HDR-style histograms; prints one JSON object.
 //
 //   node bench/loadgen.ts --origin http://127.0.0.1:PORT --rate 5000
-//        [--path /p | --paths-file FILE] [--duration 8] [--warmup 1]
+//        [--path /p | --paths-file FILE] [--duration 8] [--warmup 1] [--header "Name: value" ...]
 //        [--connections 64] [--drain 5] [--seed 1]
 
 import { readFileSync } from 'node:fs';
@@ -63,6 +63,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '64' },
     drain: { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
+    header: { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -117,12 +118,15 @@ interface Req {
   bytes: Buffer;
 }
 
+/** --header "Name: value", each sent with every request. */
+const extraHeaders = (values.header ?? []).map((h) => `${h}\r\n`).join('');
+
 /** One request line + headers per path, encoded once. */
 const encoded = new Map<string, Buffer>();
 const requestFor = (path: string): Buffer => {
   let b = encoded.get(path);
   if (!b) {
-    b = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: application/json\r\nUser-Agent: portico-bench-loadgen\r\n\r\n`, 'latin1');
+    b = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: application/json\r\nUser-Agent: portico-bench-loadgen\r\n${extraHeaders}\r\n`, 'latin1');
     encoded.set(path, b);
   }
   return b;

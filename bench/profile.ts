@@ -78,10 +78,10 @@ const portico = start('portico', NODE, ['--cpu-prof', '--cpu-prof-dir', profDir,
   cwd: ROOT,
 });
 await waitForPort(port, 30_000, portico);
-const script = pathsScript(tmp, 'paths', scenario.porticoPaths);
+const script = pathsScript(tmp, 'paths', scenario.porticoPaths, 1, scenario.headers);
 const url = `http://127.0.0.1:${port}${scenario.porticoPaths[0]}`;
-await runWrk({ url, durationS: 2, connections: Number(values.connections), threads: 1, script }); // warm-up
-const w = await runWrk({ url, durationS: Number(values.duration), connections: Number(values.connections), threads: 1, script });
+await runWrk({ url, durationS: 2, connections: Number(values.connections), threads: 1, script, headers: scenario.headers }); // warm-up
+const w = await runWrk({ url, durationS: Number(values.duration), connections: Number(values.connections), threads: 1, script, headers: scenario.headers });
 await stop(portico, 'SIGTERM', 15_000);
 await stop(backend, 'SIGTERM', 5_000);
 

@@ -192,6 +192,7 @@ export function evaluateTargets(scenarios: ScenarioResult[], compile: CompileTim
     ratioTarget(`(b) json + allow ${label}: >= 0.4x nginx no-op req/s`, get(`b-${size}`, 'portico'), get(`a-${size}`, 'nginx'), 0.4, 'nginx no-op');
   }
   ratioTarget('(c) three-backend aggregate: >= 0.5x Portico (b) 1 KiB', get('c-agg', 'portico'), get('b-1k', 'portico'), 0.5, "Portico's (b)");
+  ratioTarget('(e) JWT (RS256, cached JWKS) + CORS: >= 0.8x Portico (b) 1 KiB', get('e-jwt-cors', 'portico'), get('b-1k', 'portico'), 0.8, "Portico's (b)");
 
   for (const s of scenarios) {
     const p = s.systems.portico;

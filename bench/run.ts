@@ -26,7 +26,7 @@ const HELP = `npm run bench [-- options]
   --warmup S           warm-up seconds per system and scenario (default 3)
   --connections N      wrk and load generator connections (default 64)
   --rate-fraction F    paced latency run at F x the reference saturation rate (default 0.5)
-  --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000 (default all)
+  --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000,e-jwt-cors (default all)
   --systems LIST       comma list of portico,nginx,fastify,direct (default all)
   --portico-args=STR   extra arguments for "portico run" (also BENCH_PORTICO_ARGS), e.g. --portico-args="--workers 2"
   --nginx-workers N    worker processes of the nginx proxy (default 1; match Portico's --workers)
@@ -143,7 +143,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 async function smoke(run: Running, scenario: Scenario): Promise<string | undefined> {
   const path = run.paths[0];
   try {
-    const res = await fetch(`http://127.0.0.1:${run.port}${path}`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://127.0.0.1:${run.port}${path}`, { headers: { accept: 'application/json', ...scenario.headers }, signal: AbortSignal.timeout(5000) });
     const body = await res.text();
     if (res.status !== 200) return `GET ${path} answered ${res.status}: ${body.slice(0, 200)}`;
     if (run.id === 'portico') return scenario.checkPortico(body);
@@ -155,12 +155,13 @@ async function smoke(run: Running, scenario: Scenario): Promise<string | undefin
 }
 
 async function saturate(run: Running, scriptDir: string, seconds: number, scenario: Scenario): Promise<WrkResult> {
-  const script = pathsScript(scriptDir, `${scenario.id}-${run.id}`, run.paths);
-  return runWrk({ url: `http://127.0.0.1:${run.port}${run.paths[0]}`, durationS: seconds, connections: CONNECTIONS, threads: WRK_THREADS, script });
+  const script = pathsScript(scriptDir, `${scenario.id}-${run.id}`, run.paths, 1, scenario.headers);
+  return runWrk({ url: `http://127.0.0.1:${run.port}${run.paths[0]}`, durationS: seconds, connections: CONNECTIONS, threads: WRK_THREADS, script, headers: scenario.headers });
 }
 
-async function paced(run: Running, rate: number, pathsFile: string | undefined): Promise<LoadgenResult> {
+async function paced(run: Running, rate: number, pathsFile: string | undefined, headers: Record<string, string> = {}): Promise<LoadgenResult> {
   const args = [join(ROOT, 'bench', 'loadgen.ts'), '--origin', `http://127.0.0.1:${run.port}`, '--rate', String(Math.round(rate))];
+  for (const [name, value] of Object.entries(headers)) args.push('--header', `${name}: ${value}`);
   args.push('--duration', String(DURATION), '--warmup', '1', '--connections', String(CONNECTIONS), '--drain', '5');
   if (pathsFile) args.push('--paths-file', pathsFile);
   else args.push('--path', run.paths[0]);
@@ -273,7 +274,7 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ScenarioRe
             writeFileSync(file, run.paths.join('\n') + '\n');
           }
           const fc = watch(run);
-          const l = await guard(run, () => paced(run, rate, file));
+          const l = await guard(run, () => paced(run, rate, file, scenario.headers));
           const f = fc.end(CPUS);
           if (!l) continue;
           into.get(run.id)!.push(l);

@@ -3,7 +3,7 @@
 // is sent. nginx, @fastify/http-proxy and the direct backend are sent backend
 // paths (they forward the path unchanged); Portico is sent its endpoints.
 
-export type ScenarioId = 'a-1k' | 'a-64k' | 'b-1k' | 'b-64k' | 'c-agg' | 'd-1000';
+export type ScenarioId = 'a-1k' | 'a-64k' | 'b-1k' | 'b-64k' | 'c-agg' | 'd-1000' | 'e-jwt-cors';
 export type SystemId = 'portico' | 'nginx' | 'fastify' | 'direct';
 
 export interface Scenario {
@@ -20,9 +20,15 @@ export interface Scenario {
   rateFrom: SystemId;
   /** Portico's endpoints (without host; bench fills in the backend origin). */
   endpoints(origin: string): Record<string, unknown>[];
+  /** Service-level namespaces of Portico's configuration in this scenario. */
+  serviceExtra?: Record<string, unknown>;
+  /** Request headers every load generator sends in this scenario (besides Accept). */
+  headers?: Record<string, string>;
   /** A check of Portico's answer (status 200 assumed): undefined when fine, else what is wrong. */
   checkPortico(body: string): string | undefined;
 }
+
+import { benchJwks, benchToken, JWT_AUDIENCE, JWT_ISSUER } from './jwt.ts';
 
 // ---- bodies ----
 
@@ -96,7 +102,7 @@ export function aggregateBodies(): Record<string, string> {
 
 /** Every file the backend serves under /data/. */
 export function backendFiles(): Record<string, string> {
-  return { '1k.json': userBody(1024), '64k.json': userBody(64 * 1024), ...aggregateBodies() };
+  return { '1k.json': userBody(1024), '64k.json': userBody(64 * 1024), ...aggregateBodies(), 'jwks.json': benchJwks() };
 }
 
 const ALLOW = ['id', 'name', 'email', 'status', 'address.city', 'address.country', 'items'];
@@ -164,14 +170,14 @@ export function mixedConfig(origin: string, n = ROUTES): Record<string, unknown>
 }
 
 /** A whole Portico configuration around `endpoints`: loopback only, no access log. */
-export function porticoConfig(endpoints: Record<string, unknown>[], name = 'portico bench'): Record<string, unknown> {
+export function porticoConfig(endpoints: Record<string, unknown>[], name = 'portico bench', serviceExtra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     version: 3,
     name,
     listen_ip: '127.0.0.1',
     port: 8080,
     timeout: '3s',
-    extra_config: { router: { disable_access_log: true } },
+    extra_config: { router: { disable_access_log: true }, ...serviceExtra },
     endpoints,
   };
 }
@@ -201,6 +207,13 @@ function noop(size: '1k' | '64k'): Scenario {
   };
 }
 
+function checkAllowed(body: string): string | undefined {
+  const o = parses(body);
+  if (typeof o === 'string') return o;
+  const keys = Object.keys(o).sort().join(',');
+  return keys === 'address,email,id,items,name,status' && !('street' in (o.address as object)) ? undefined : `allow kept ${keys}`;
+}
+
 function allow(size: '1k' | '64k'): Scenario {
   const file = `/data/${size}.json`;
   return {
@@ -212,14 +225,45 @@ function allow(size: '1k' | '64k'): Scenario {
     note: 'nginx and @fastify/http-proxy only proxy here (they do not parse or filter JSON); Portico decodes, filters with allow and re-encodes.',
     rateFrom: 'nginx',
     endpoints: (origin) => [{ endpoint: `/allow/${size}`, backend: [{ host: [origin], url_pattern: file, allow: ALLOW }] }],
-    checkPortico: (body) => {
-      const o = parses(body);
-      if (typeof o === 'string') return o;
-      const keys = Object.keys(o).sort().join(',');
-      return keys === 'address,email,id,items,name,status' && !('street' in (o.address as object)) ? undefined : `allow kept ${keys}`;
-    },
+    checkPortico: checkAllowed,
   };
 }
+
+const BENCH_ORIGIN = 'https://app.bench.local';
+
+/** (b) 1 KiB behind JWT validation (RS256, JWKS fetched once and cached) and CORS: quoted as a ratio of (b) 1 KiB. */
+const jwtCors: Scenario = {
+  id: 'e-jwt-cors',
+  title: '(e) (b) 1 KiB behind JWT (RS256, cached JWKS) + CORS',
+  porticoPaths: ['/secure/1k'],
+  proxyPaths: [],
+  systems: ['portico'],
+  note: "Portico only: the same endpoint as (b) 1 KiB with auth/validator and security/cors; its cost is read as a ratio of Portico's (b) 1 KiB in the same run.",
+  rateFrom: 'portico',
+  serviceExtra: {
+    'security/cors': { allow_origins: [BENCH_ORIGIN], allow_methods: ['GET'], expose_headers: ['Content-Length'], max_age: '12h', allow_credentials: true },
+  },
+  headers: { Authorization: `Bearer ${benchToken()}`, Origin: BENCH_ORIGIN },
+  endpoints: (origin) => [
+    {
+      endpoint: '/secure/1k',
+      extra_config: {
+        'auth/validator': {
+          alg: 'RS256',
+          jwk_url: `${origin}/data/jwks.json`,
+          cache: true,
+          // The bench backend serves the JWKS over plain http on loopback.
+          disable_jwk_security: true,
+          issuer: JWT_ISSUER,
+          audience: [JWT_AUDIENCE],
+          roles: ['user'],
+        },
+      },
+      backend: [{ host: [origin], url_pattern: '/data/1k.json', allow: ALLOW }],
+    },
+  ],
+  checkPortico: checkAllowed,
+};
 
 const aggregate: Scenario = {
   id: 'c-agg',
@@ -259,4 +303,4 @@ const routes: Scenario = {
   checkPortico: (body) => (body.length === 1024 ? undefined : `no-op body of ${body.length} bytes`),
 };
 
-export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes];
+export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors];

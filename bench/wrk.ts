@@ -22,8 +22,9 @@ export interface WrkResult {
  * A Lua script sending `paths` in a shuffled but fixed order (one list of
  * pre-built requests, cycled), or undefined for a single path (wrk's fast path).
  */
-export function pathsScript(dir: string, name: string, paths: string[], seed = 1): string | undefined {
+export function pathsScript(dir: string, name: string, paths: string[], seed = 1, headers: Record<string, string> = {}): string | undefined {
   if (paths.length <= 1) return undefined;
+  const luaHeaders = Object.entries({ Accept: 'application/json', ...headers }).map(([k, v]) => `[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join(', ');
   const file = join(dir, `${name}.lua`);
   const list = paths.map((p) => `  ${JSON.stringify(p)},`).join('\n');
   writeFileSync(
@@ -36,7 +37,7 @@ local reqs = {}
 local n = #paths
 function init(args)
   math.randomseed(${seed})
-  for i = 1, n do reqs[i] = wrk.format("GET", paths[i], { ["Accept"] = "application/json" }) end
+  for i = 1, n do reqs[i] = wrk.format("GET", paths[i], { ${luaHeaders} }) end
 end
 function request()
   return reqs[math.random(n)]
@@ -58,10 +59,13 @@ export interface WrkOptions {
   connections: number;
   threads: number;
   script?: string;
+  /** Sent with every request besides Accept. */
+  headers?: Record<string, string>;
 }
 
 export async function runWrk(o: WrkOptions): Promise<WrkResult> {
   const args = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationS}s`, '--latency', '--timeout', '5s', '-H', 'Accept: application/json'];
+  for (const [name, value] of Object.entries(o.headers ?? {})) args.push('-H', `${name}: ${value}`);
   if (o.script) args.push('-s', o.script);
   args.push(o.url);
   const r = await runToEnd('wrk', WRK, args, (o.durationS + 20) * 1000);

@@ -10,6 +10,10 @@ export function setLogLevel(level: Level): void {
   threshold = ORDER[level];
 }
 
+export function logLevel(): Level {
+  return (Object.keys(ORDER) as Level[]).find((l) => ORDER[l] === threshold) ?? 'info';
+}
+
 export function log(level: Level, msg: string, fields?: Record<string, unknown>): void {
   if (ORDER[level] < threshold) return;
   const line = JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields });

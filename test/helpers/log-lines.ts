@@ -1,6 +1,7 @@
 // Follow the JSON log lines of a `portico run` child started with startCli:
 // count them by msg and wait for the Nth occurrence of one.
 
+import { logLevel, resetLogThrottle, setLogLevel, type Level } from '../../src/telemetry/log.ts';
 import type { Running } from './process.ts';
 
 export type LogRecord = Record<string, unknown> & { msg?: string; level?: string };
@@ -94,4 +95,30 @@ export class LogLines {
     }
     for (const w of [...this.#waiters]) w();
   }
+}
+
+/**
+ * Run `fn` with this process's own log lines (stderr) captured instead of
+ * written, at `level`, with log throttles reset; the level is restored after.
+ */
+export async function logsDuring(fn: () => Promise<void>, level: Level = 'info'): Promise<{ text: string; records: LogRecord[] }> {
+  const chunks: string[] = [];
+  const write = process.stderr.write;
+  const previous = logLevel();
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    chunks.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  setLogLevel(level);
+  resetLogThrottle();
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = write;
+    setLogLevel(previous);
+    resetLogThrottle();
+  }
+  const text = chunks.join('');
+  const records = text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogRecord);
+  return { text, records };
 }

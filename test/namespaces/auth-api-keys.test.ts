@@ -9,6 +9,7 @@ import { decodeDigest, fnv128, ROLE_REJECTION_STATUS } from '../../src/namespace
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { loadTestConfig, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { get } from '../helpers/http.ts';
+import { logsDuring } from '../helpers/log-lines.ts';
 import { resetLogThrottle, setLogLevel } from '../../src/telemetry/log.ts';
 import { errorAt, issueAt, load } from '../config/support.ts';
 
@@ -182,23 +183,11 @@ describe('auth/api-keys', () => {
   });
 
   it('rejections log no key material', async () => {
-    const written: string[] = [];
-    const original = process.stderr.write;
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    }) as typeof process.stderr.write;
-    setLogLevel('info');
-    resetLogThrottle();
-    try {
+    const { text } = await logsDuring(async () => {
       await refused('/admin', bearer(USER), ROLE_REJECTION_STATUS);
       await refused('/admin', bearer(NEAR_ADMIN));
       await refused('/query', { key: USER });
-    } finally {
-      process.stderr.write = original;
-      setLogLevel('warn');
-    }
-    const text = written.join('');
+    });
     assert.match(text, /AUTH_KEY_ROLE_MISSING/);
     assert.match(text, /AUTH_KEY_INVALID/);
     for (const secret of [USER, NEAR_ADMIN, ADMIN]) assert.ok(!text.includes(secret), 'a key was logged');

@@ -16,6 +16,7 @@ import { errorAt, issueAt, load } from '../config/support.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { loadTestConfig, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { get } from '../helpers/http.ts';
+import { logsDuring } from '../helpers/log-lines.ts';
 
 const NS = 'auth/basic';
 const hash = (pw: string, cost = 4) => bcrypt.hashSync(pw, cost);
@@ -227,23 +228,11 @@ describe('auth/basic', () => {
   });
 
   it('rejections log neither passwords nor user names', async () => {
-    const written: string[] = [];
-    const original = process.stderr.write;
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    }) as typeof process.stderr.write;
-    setLogLevel('info');
-    resetLogThrottle();
-    try {
+    const { text } = await logsDuring(async () => {
       await refused('/inherit', basic('alice', 'Wr0ng-Secret-Pw'));
       await refused('/inherit', basic('mallory-user', 'An0ther-Secret'));
       await refused('/inherit', rawBasic('no-colon-secret'));
-    } finally {
-      process.stderr.write = original;
-      setLogLevel('warn');
-    }
-    const text = written.join('');
+    });
     assert.match(text, /AUTH_BASIC_INVALID/);
     assert.match(text, /AUTH_BASIC_MALFORMED/);
     for (const s of ['Wr0ng-Secret-Pw', 'An0ther-Secret', 'mallory-user', 'no-colon-secret', Buffer.from('no-colon-secret').toString('base64')]) {

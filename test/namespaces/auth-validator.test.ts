@@ -15,11 +15,11 @@ import { authValidator, type ValidatorOptions } from '../../src/namespaces/auth-
 import { ALGORITHMS, importKey, KeySet, keySourceFor, tokenKeyId } from '../../src/namespaces/jwk-source.ts';
 import { PolicyState } from '../../src/namespaces/state.ts';
 import { optionsOf } from '../../src/namespaces/namespace.ts';
-import { resetLogThrottle, setLogLevel } from '../../src/telemetry/log.ts';
 import { claimText } from '../../src/proxy/claims.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { get, raw } from '../helpers/http.ts';
+import { logsDuring } from '../helpers/log-lines.ts';
 import { forgeToken, jwks, makeKey, now, signToken, startJwksServer, type JwksServer, type TestKey } from '../helpers/jwks-server.ts';
 import { makePki, opensslMissing, type Pki } from '../helpers/tls.ts';
 
@@ -40,21 +40,7 @@ function check(validator: unknown, endpoint: Record<string, unknown> = {}) {
 
 /** Run `fn` with stderr captured (and the log level at `level`); returns the JSON log records written meanwhile. */
 async function logsOf(fn: () => Promise<void>, level: 'debug' | 'info' = 'info'): Promise<Record<string, unknown>[]> {
-  const lines: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    lines.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  setLogLevel(level);
-  try {
-    await fn();
-  } finally {
-    process.stderr.write = write;
-    setLogLevel('info');
-    resetLogThrottle();
-  }
-  return lines.flatMap((l) => l.split('\n')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return (await logsDuring(fn, level)).records;
 }
 
 /** The refusal codes the handler logged. */

@@ -12,11 +12,11 @@ import { securityCors, type CorsOptions } from '../../src/namespaces/security-co
 import { compilePlan } from '../../src/plan/compile.ts';
 import { PolicyError } from '../../src/proxy/errors.ts';
 import { Gateway } from '../../src/server/server.ts';
-import { setLogLevel } from '../../src/telemetry/log.ts';
 import { errorAt, load, service } from '../config/support.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { loadTestConfig, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { raw, request, type TestResponse } from '../helpers/http.ts';
+import { logsDuring } from '../helpers/log-lines.ts';
 
 const NS = '$.extra_config["security/cors"]';
 const APP = 'https://app.example.com';
@@ -450,22 +450,12 @@ describe('security/cors over HTTP', () => {
 
   it('debug logs each decision at debug level', async () => {
     const gw = await cors({ allow_origins: [APP], debug: true });
-    const lines: string[] = [];
-    const write = process.stderr.write;
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    }) as typeof process.stderr.write;
-    setLogLevel('debug');
-    try {
+    const { records } = await logsDuring(async () => {
       await request(gw.url, '/ok', { headers: { origin: 'https://evil.example' } });
       await preflight(gw.url, '/ok', { origin: APP, 'access-control-request-method': 'GET' });
       await request(strict.url, '/ok', { headers: { origin: 'https://evil.example' } });
-    } finally {
-      setLogLevel('info');
-      process.stderr.write = write;
-    }
-    const logged = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((r) => typeof r.msg === 'string' && r.msg.startsWith('CORS: '));
+    }, 'debug');
+    const logged = records.filter((r) => typeof r.msg === 'string' && r.msg.startsWith('CORS: '));
     assert.deepEqual(
       logged.map((r) => [r.level, r.msg, r.origin]),
       [
