@@ -15,6 +15,7 @@ import { bool, int, obj, str, strings } from '../config/read.ts';
 import { translateRe2, type JsPattern } from '../config/re2.ts';
 import { PolicyError } from '../proxy/errors.ts';
 import { HTTP_TOKEN } from '../proxy/headers.ts';
+import { movedPermanentlyHtml } from '../proxy/redirect.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { addResponseHeader, type EarlyAnswer, type Guard, type Namespace } from './namespace.ts';
 
@@ -253,14 +254,8 @@ function redirectTo(location: string, method: string): EarlyAnswer {
   const answer: EarlyAnswer = { status: 301, headers: ['location', location] };
   if (method === 'GET' || method === 'HEAD') {
     // node:http sends no body for HEAD, only its length.
-    answer.body = `<a href="${escapeHtml(location)}">Moved Permanently</a>.\n\n`;
+    answer.body = movedPermanentlyHtml(location);
     answer.contentType = 'text/html; charset=utf-8';
   }
   return answer;
-}
-
-const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch]!);
 }

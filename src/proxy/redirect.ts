@@ -60,3 +60,10 @@ export function redirectTo(
     headers: kept,
   };
 }
+
+const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
+
+/** The small HTML body Go's http.Redirect sends with a 301 to a GET (the gateway's own redirects). */
+export function movedPermanentlyHtml(location: string): string {
+  return `<a href="${location.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch]!)}">Moved Permanently</a>.\n\n`;
+}

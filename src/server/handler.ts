@@ -8,6 +8,7 @@ import type { EarlyAnswer, Guard } from '../namespaces/namespace.ts';
 import type { CompiledEndpoint, Plan } from '../plan/plan.ts';
 import { Deadline, type CancelSignal } from '../proxy/abort.ts';
 import { asGatewayError, GatewayError, PolicyError, timeoutError } from '../proxy/errors.ts';
+import { movedPermanentlyHtml } from '../proxy/redirect.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { log, throttledLog } from '../telemetry/log.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
@@ -71,7 +72,7 @@ function route(plan: Plan, opts: HandlerOptions, req: IncomingMessage, res: Serv
       const location = found.path + (rawQuery ? '?' + rawQuery : '');
       const status = method === 'GET' ? 301 : 307;
       res.setHeader('location', location);
-      if (method === 'GET') return sendText(res, status, `<a href="${escapeHtml(location)}">Moved Permanently</a>.\n\n`, undefined, 'text/html; charset=utf-8');
+      if (method === 'GET') return sendText(res, status, movedPermanentlyHtml(location), undefined, 'text/html; charset=utf-8');
       res.writeHead(status, { 'content-length': 0 });
       return void res.end();
     }
@@ -286,8 +287,4 @@ function notAllowed(res: ServerResponse, custom: unknown, allow: string[]): void
   const headers = { allow: allow.join(', ') };
   if (custom !== undefined) return sendJson(res, 405, custom, headers);
   sendText(res, 405, '405 method not allowed', headers, 'text/plain');
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
