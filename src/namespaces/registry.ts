@@ -8,7 +8,10 @@
 //   100  host and transport rules (security/http: allowed hosts, SSL redirect, headers)
 //   300  bot detection
 //   400  authentication and authorization (API keys, basic auth, JWT), token signing
-//   500  traffic policies (rate limits), later
+//   500  traffic policies: endpoint rate limits (after authentication, so limits
+//        may key on who the client is); at backend level the HTTP cache (505: a
+//        hit spends no backend token and passes an open breaker), the backend
+//        rate limit (510), the circuit breaker (520: it counts only real calls)
 //   600  request validation, later
 //   900  proxy: static data and flatmap around the composed backends
 //
@@ -26,6 +29,11 @@ import { reportUnsupportedNamespace } from './fail-closed.ts';
 import type { Namespace, NamespaceScope, NamespaceUse, ParseContext } from './namespace.ts';
 import { porticoServer } from './portico-server.ts';
 import { proxy } from './proxy.ts';
+import { qosCircuitBreaker } from './qos-circuit-breaker.ts';
+import { qosCircuitBreakerHttp } from './qos-circuit-breaker-http.ts';
+import { qosHttpCache } from './qos-http-cache.ts';
+import { qosRatelimitProxy } from './qos-ratelimit-proxy.ts';
+import { qosRatelimitRouter } from './qos-ratelimit-router.ts';
 import { router } from './router.ts';
 import { securityBotDetector } from './security-bot-detector.ts';
 import { securityCors } from './security-cors.ts';
@@ -44,6 +52,11 @@ export const NAMESPACES: readonly Namespace[] = [
   authBasic,
   authValidator,
   authSigner,
+  qosRatelimitRouter,
+  qosHttpCache,
+  qosRatelimitProxy,
+  qosCircuitBreaker,
+  qosCircuitBreakerHttp,
 ];
 
 const BY_NAME = new Map(NAMESPACES.map((ns) => [ns.name, ns]));
