@@ -36,6 +36,8 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   const errorDetailsKey = b.returnErrorDetails ? `error_${b.returnErrorDetails}` : undefined;
   const { upstream, maxBackendBodyBytes } = deps;
   const separator = template.hasQuery ? '&' : '?';
+  // Backend middlewares (qos/http-cache) may need the answer's status and headers; nothing else does.
+  const withMeta = b.namespaces.length > 0;
 
   return async function callBackend(req: ProxyRequest): Promise<ProxyResponse> {
     const host = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];
@@ -80,7 +82,9 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     } catch (err) {
       throw new GatewayError(500, `decoding ${origin + path}: ${(err as Error).message}`, { cause: err, code: 'BACKEND_DECODE' });
     }
-    return { data: transform ? transform(data) : data, complete: true };
+    if (transform) data = transform(data);
+    if (withMeta) return { data, complete: true, meta: { status: res.status, headers: res.headers, bodyBytes: raw.length } };
+    return { data, complete: true };
   };
 }
 

@@ -47,6 +47,19 @@ export interface ProxyResponse {
   passthrough?: Passthrough;
   /** Errors that made the response partial (logged, never shown unless configured). */
   errors?: Error[];
+  /**
+   * What the backend answered, for backend middlewares (qos/http-cache): set by a
+   * successful buffered backend call only when its backend has namespaces.
+   */
+  meta?: BackendAnswer;
+}
+
+/** The status and headers of a backend answer, and its decoded body size. */
+export interface BackendAnswer {
+  status: number;
+  headers: ResponseHeaders;
+  /** Bytes of the body after content decoding (before JSON/XML decoding). */
+  bodyBytes: number;
 }
 
 /** Response headers as undici parses them (lower-case names). */
