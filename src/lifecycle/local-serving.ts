@@ -31,6 +31,9 @@ export class LocalServing implements Serving {
     this.#opts = opts;
   }
 
+  /** /__health: the hooks' fields plus what policy state reports (circuit breakers), read live at each request. */
+  readonly #health = (): Record<string, unknown> => ({ ...this.#hooks.health(), ...this.#state.report() });
+
   get gateway(): Gateway | undefined {
     return this.#gateway;
   }
@@ -39,7 +42,7 @@ export class LocalServing implements Serving {
     const plan = compilePlan(next.config, { pools: this.#pools, state: this.#state, accessLogOut: this.#opts.accessLogOut });
     if (!this.#gateway) {
       try {
-        this.#gateway = new Gateway(plan, { forceDebug: this.#opts.debug, health: this.#hooks.health, ready: this.#hooks.ready });
+        this.#gateway = new Gateway(plan, { forceDebug: this.#opts.debug, health: this.#health, ready: this.#hooks.ready });
       } catch (err) {
         await plan.close(0);
         throw err;

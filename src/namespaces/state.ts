@@ -24,6 +24,18 @@ export interface StateScope {
   get<T>(key: string, create: () => T, dispose?: (value: T) => void | Promise<void>): T;
 }
 
+/**
+ * A state value that shows in /__health (a circuit breaker): PolicyState.report()
+ * puts `value` under `section`, then `name`.
+ */
+export interface HealthReporter {
+  reportHealth(): { section: string; name: string; value: unknown };
+}
+
+function isHealthReporter(v: unknown): v is HealthReporter {
+  return typeof v === 'object' && v !== null && typeof (v as Partial<HealthReporter>).reportHealth === 'function';
+}
+
 export class PolicyState {
   readonly #entries = new Map<string, Entry>();
 
@@ -55,6 +67,23 @@ export class PolicyState {
   /** Keys of live entries (tests and health). */
   keys(): string[] {
     return [...this.#entries.keys()];
+  }
+
+  /**
+   * What live entries report for /__health, e.g. {breakers: {name: "open"}}
+   * (see HealthReporter). A name used twice in a section gets " #2", " #3"...
+   */
+  report(): Record<string, Record<string, unknown>> {
+    const out: Record<string, Record<string, unknown>> = {};
+    for (const e of this.#entries.values()) {
+      if (!isHealthReporter(e.value)) continue;
+      const r = e.value.reportHealth();
+      const section = (out[r.section] ??= {});
+      let name = r.name;
+      for (let i = 2; Object.hasOwn(section, name); i++) name = `${r.name} #${i}`;
+      section[name] = r.value;
+    }
+    return out;
   }
 
   async close(): Promise<void> {
