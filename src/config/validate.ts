@@ -75,9 +75,9 @@ export function validateConfig(c: IssueCollector, raw: unknown): ParsedNamespace
   let healthPath = DEFAULT_HEALTH_PATH;
   const service = new Map<string, unknown>();
   if ('extra_config' in raw && expectObject(c, raw.extra_config, ['extra_config'], 'an object of namespaces')) {
-    const uses = parseNamespaces(c, raw.extra_config, ['extra_config'], { scope: 'service', service });
+    // Each service namespace sees the ones parsed before it (in stack order) through `service`.
+    const uses = parseNamespaces(c, raw.extra_config, ['extra_config'], { scope: 'service', service }, (name, options) => service.set(name, options));
     parsed.set(raw.extra_config, uses);
-    for (const u of uses) service.set(u.name, u.options);
     const router = raw.extra_config.router;
     if (isPlainObject(router) && typeof router.health_path === 'string') healthPath = router.health_path;
   }

@@ -20,7 +20,11 @@ export type NamespaceScope = 'service' | 'endpoint' | 'backend';
 /** What parse() may know besides its own value. */
 export interface ParseContext {
   readonly scope: NamespaceScope;
-  /** Options of the service-level namespaces parsed so far (service namespaces are parsed before endpoints). */
+  /**
+   * Options of the service-level namespaces parsed so far: all of them at
+   * endpoint and backend level; at service level, those earlier in the stack
+   * order (namespaces are parsed in that order).
+   */
   readonly service: ReadonlyMap<string, unknown>;
   /** The endpoint path as written, at endpoint and backend scope. */
   readonly endpointPath?: string;

@@ -34,6 +34,9 @@ import { qosCircuitBreakerHttp } from './qos-circuit-breaker-http.ts';
 import { qosHttpCache } from './qos-http-cache.ts';
 import { qosRatelimitProxy } from './qos-ratelimit-proxy.ts';
 import { qosRatelimitRouter } from './qos-ratelimit-router.ts';
+import { qosRatelimitRouterRedis, qosRatelimitServiceRedis } from './qos-ratelimit-router-redis.ts';
+import { qosRatelimitService } from './qos-ratelimit-service.ts';
+import { redis } from './redis.ts';
 import { router } from './router.ts';
 import { securityBotDetector } from './security-bot-detector.ts';
 import { securityCors } from './security-cors.ts';
@@ -53,6 +56,10 @@ export const NAMESPACES: readonly Namespace[] = [
   authValidator,
   authSigner,
   qosRatelimitRouter,
+  redis,
+  qosRatelimitService,
+  qosRatelimitServiceRedis,
+  qosRatelimitRouterRedis,
   qosHttpCache,
   qosRatelimitProxy,
   qosCircuitBreaker,
@@ -79,9 +86,17 @@ const IMPLEMENTED: Readonly<Record<NamespaceScope, readonly string[]>> = {
  * their own fields; the rest fail closed (fail-closed.ts). Returns the uses in
  * stack order.
  */
-export function parseNamespaces(c: IssueCollector, extra: Record<string, unknown>, path: JsonPath, ctx: ParseContext): NamespaceUse[] {
+export function parseNamespaces(
+  c: IssueCollector,
+  extra: Record<string, unknown>,
+  path: JsonPath,
+  ctx: ParseContext,
+  onParsed?: (name: string, options: unknown) => void,
+): NamespaceUse[] {
   const uses: { use: NamespaceUse; order: number }[] = [];
-  for (const name of Object.keys(extra)) {
+  // In stack order, so a namespace can read the ones it builds on (redis before the limits that use its pools).
+  const names = Object.keys(extra).sort((a, b) => (BY_NAME.get(a)?.order ?? Infinity) - (BY_NAME.get(b)?.order ?? Infinity));
+  for (const name of names) {
     const at = [...path, name];
     const ns = BY_NAME.get(name);
     if (!ns) {
@@ -93,7 +108,9 @@ export function parseNamespaces(c: IssueCollector, extra: Record<string, unknown
       continue;
     }
     const options = ns.parse(extra[name], at, c, ctx);
-    if (options !== undefined) uses.push({ use: { name, options }, order: ns.order });
+    if (options === undefined) continue;
+    uses.push({ use: { name, options }, order: ns.order });
+    onParsed?.(name, options);
   }
   return uses.sort((a, b) => a.order - b.order).map((u) => u.use);
 }
