@@ -193,6 +193,8 @@ export function evaluateTargets(scenarios: ScenarioResult[], compile: CompileTim
   }
   ratioTarget('(c) three-backend aggregate: >= 0.5x Portico (b) 1 KiB', get('c-agg', 'portico'), get('b-1k', 'portico'), 0.5, "Portico's (b)");
   ratioTarget('(e) JWT (RS256, cached JWKS) + CORS: >= 0.8x Portico (b) 1 KiB', get('e-jwt-cors', 'portico'), get('b-1k', 'portico'), 0.8, "Portico's (b)");
+  ratioTarget('(f) per-client rate limit (local): >= 0.9x Portico (b) 1 KiB', get('f-ratelimit-local', 'portico'), get('b-1k', 'portico'), 0.9, "Portico's (b)");
+  ratioTarget('(g) per-client rate limit (Redis): >= 0.5x Portico (b) 1 KiB', get('g-ratelimit-redis', 'portico'), get('b-1k', 'portico'), 0.5, "Portico's (b)");
 
   for (const s of scenarios) {
     const p = s.systems.portico;

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import type { CompileTime } from './compile-time.ts';
 import type { LoadgenResult } from './loadgen.ts';
 import { NGINX, nginxVersion, startNginx, writeBackendConfig } from './nginx.ts';
-import { ForeignCpu, freePort, killAllSync, RssSampler, runToEnd, stop, type Proc } from './proc.ts';
+import { ForeignCpu, freePort, killAllSync, RssSampler, runToEnd, start, stop, waitForPort, type Proc } from './proc.ts';
 import { evaluateTargets, fullReport, median, scenarioTable, SYSTEM_ORDER, type Report, type ScenarioResult, type SystemResult } from './report.ts';
 import { backendFiles, mixedConfig, SCENARIOS, type Scenario, type SystemId } from './scenarios.ts';
 import { LABELS, NODE, porticoRunArgs, ROOT, startSystem, writePorticoConfig, type Context, type Running } from './systems.ts';
@@ -26,7 +26,7 @@ const HELP = `npm run bench [-- options]
   --warmup S           warm-up seconds per system and scenario (default 3)
   --connections N      wrk and load generator connections (default 64)
   --rate-fraction F    paced latency run at F x the reference saturation rate (default 0.5)
-  --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000,e-jwt-cors (default all)
+  --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000,e-jwt-cors,f-ratelimit-local,g-ratelimit-redis (default all)
   --systems LIST       comma list of portico,nginx,fastify,direct (default all)
   --portico-args=STR   extra arguments for "portico run" (also BENCH_PORTICO_ARGS), e.g. --portico-args="--workers 2"
   --nginx-workers N    worker processes of the nginx proxy (default 1; match Portico's --workers)
@@ -408,7 +408,11 @@ log(`${scenarios.length} scenario(s) x systems = ${systemsPerScenario} runs; ${R
 log(`Portico: ${porticoWorkers}; nginx proxy: ${nginxWorkers} worker(s)`);
 log(`machine: ${report.machine.cpus} CPU(s) ${report.machine.model}; wrk, the backend and the proxy share them`);
 
+/** redis-server for the scenarios that count limits in Redis (Debian's redis-server; BENCH_REDIS overrides). */
+const REDIS = process.env.BENCH_REDIS ?? '/usr/bin/redis-server';
+
 let backend: Proc | undefined;
+let redis: Proc | undefined;
 try {
   const backendPort = await freePort();
   const backendDir = join(tmp, 'backend');
@@ -416,6 +420,14 @@ try {
   backend = await startNginx('backend', backendDir, conf, backendPort);
   log(`backend nginx (1 worker) on 127.0.0.1:${backendPort}, pid ${backend.pid}`);
   const ctx: Context = { tmp, backendPort, backendPid: backend.pid, porticoArgs, nginxWorkers };
+  if (scenarios.some((s) => s.redis && s.systems.some((x) => systemIds.includes(x)))) {
+    if (!existsSync(REDIS)) fail(`a selected scenario needs redis-server (looked for ${REDIS}; BENCH_REDIS overrides): sudo apt-get install -y redis-server`);
+    const port = await freePort();
+    redis = start('redis', REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await waitForPort(port, 10_000, redis);
+    ctx.redisAddress = `127.0.0.1:${port}`;
+    log(`redis-server on ${ctx.redisAddress}, pid ${redis.pid}`);
+  }
 
   if (systemIds.includes('portico')) {
     log('compile time of the 1,000-endpoint configurations');
@@ -431,6 +443,7 @@ try {
   }
 } finally {
   if (backend) await stop(backend, 'SIGTERM', 5000);
+  if (redis) await stop(redis, 'SIGTERM', 5000);
 }
 
 report.targets = evaluateTargets(report.scenarios, report.compile);

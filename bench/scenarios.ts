@@ -3,8 +3,14 @@
 // is sent. nginx, @fastify/http-proxy and the direct backend are sent backend
 // paths (they forward the path unchanged); Portico is sent its endpoints.
 
-export type ScenarioId = 'a-1k' | 'a-64k' | 'b-1k' | 'b-64k' | 'c-agg' | 'd-1000' | 'e-jwt-cors';
+export type ScenarioId = 'a-1k' | 'a-64k' | 'b-1k' | 'b-64k' | 'c-agg' | 'd-1000' | 'e-jwt-cors' | 'f-ratelimit-local' | 'g-ratelimit-redis';
 export type SystemId = 'portico' | 'nginx' | 'fastify' | 'direct';
+
+/** What the bench started for the scenarios besides the backend. */
+export interface ScenarioEnv {
+  /** host:port of the bench's Redis, when a selected scenario needs one. */
+  redisAddress: string | undefined;
+}
 
 export interface Scenario {
   id: ScenarioId;
@@ -21,7 +27,9 @@ export interface Scenario {
   /** Portico's endpoints (without host; bench fills in the backend origin). */
   endpoints(origin: string): Record<string, unknown>[];
   /** Service-level namespaces of Portico's configuration in this scenario. */
-  serviceExtra?: Record<string, unknown>;
+  serviceExtra?: (env: ScenarioEnv) => Record<string, unknown>;
+  /** The scenario needs a Redis server (the bench starts one on loopback). */
+  redis?: boolean;
   /** Request headers every load generator sends in this scenario (besides Accept). */
   headers?: Record<string, string>;
   /** A check of Portico's answer (status 200 assumed): undefined when fine, else what is wrong. */
@@ -240,9 +248,9 @@ const jwtCors: Scenario = {
   systems: ['portico'],
   note: "Portico only: the same endpoint as (b) 1 KiB with auth/validator and security/cors; its cost is read as a ratio of Portico's (b) 1 KiB in the same run.",
   rateFrom: 'portico',
-  serviceExtra: {
+  serviceExtra: () => ({
     'security/cors': { allow_origins: [BENCH_ORIGIN], allow_methods: ['GET'], expose_headers: ['Content-Length'], max_age: '12h', allow_credentials: true },
-  },
+  }),
   headers: { Authorization: `Bearer ${benchToken()}`, Origin: BENCH_ORIGIN },
   endpoints: (origin) => [
     {
@@ -303,4 +311,53 @@ const routes: Scenario = {
   checkPortico: (body) => (body.length === 1024 ? undefined : `no-op body of ${body.length} bytes`),
 };
 
-export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors];
+/** (b) 1 KiB behind an endpoint-wide and a per-client rate limit set far above the load: the cost of the check. */
+const rateLimitLocal: Scenario = {
+  id: 'f-ratelimit-local',
+  title: '(f) (b) 1 KiB behind a per-client rate limit (local buckets)',
+  porticoPaths: ['/limited/1k'],
+  proxyPaths: [],
+  systems: ['portico'],
+  note: "Portico only: the (b) 1 KiB endpoint with qos/ratelimit/router (endpoint bucket and per-client buckets keyed by a header), limits far above the load so no request is refused; read as a ratio of Portico's (b) 1 KiB in the same run.",
+  rateFrom: 'portico',
+  headers: { 'X-Client': 'bench-client-1' },
+  endpoints: (origin) => [
+    {
+      endpoint: '/limited/1k',
+      extra_config: {
+        'qos/ratelimit/router': { max_rate: 10_000_000, client_max_rate: 1_000_000, client_capacity: 1_000_000, strategy: 'header', key: 'X-Client' },
+      },
+      backend: [{ host: [origin], url_pattern: '/data/1k.json', allow: ALLOW }],
+    },
+  ],
+  checkPortico: checkAllowed,
+};
+
+/** The same limits as (f), counted in Redis (one round trip per request): the cost of a cluster-wide limit. */
+const rateLimitRedis: Scenario = {
+  ...rateLimitLocal,
+  id: 'g-ratelimit-redis',
+  title: '(g) (b) 1 KiB behind a per-client rate limit counted in Redis',
+  porticoPaths: ['/limited-redis/1k'],
+  note: "Portico only: the (f) limits as qos/ratelimit/router/redis on a local redis-server (one atomic script per request), far above the load; read as a ratio of Portico's (b) 1 KiB in the same run.",
+  redis: true,
+  serviceExtra: (env) => ({ redis: { connection_pools: [{ name: 'bench', address: env.redisAddress ?? '127.0.0.1:6379' }] } }),
+  endpoints: (origin) => [
+    {
+      endpoint: '/limited-redis/1k',
+      extra_config: {
+        'qos/ratelimit/router/redis': {
+          connection_name: 'bench',
+          max_rate: 10_000_000,
+          client_max_rate: 1_000_000,
+          client_capacity: 1_000_000,
+          strategy: 'header',
+          key: 'X-Client',
+        },
+      },
+      backend: [{ host: [origin], url_pattern: '/data/1k.json', allow: ALLOW }],
+    },
+  ],
+};
+
+export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors, rateLimitLocal, rateLimitRedis];

@@ -35,6 +35,8 @@ export interface Context {
   porticoArgs: string[];
   /** Worker processes of the nginx proxy. */
   nginxWorkers: number;
+  /** host:port of the bench's redis-server, when a selected scenario needs one. */
+  redisAddress?: string;
 }
 
 /** Environment for Portico without any PORTICO_/KRAKEND_ override from the caller's shell. */
@@ -68,10 +70,10 @@ export async function porticoRunArgs(extra: string[]): Promise<{ args: string[];
 }
 
 /** Write a scenario's Portico configuration to a file; returns its path. */
-export function writePorticoConfig(tmp: string, scenario: Scenario, backendPort: number): string {
+export function writePorticoConfig(tmp: string, scenario: Scenario, backendPort: number, redisAddress?: string): string {
   const file = join(tmp, 'portico', `${scenario.id}.json`);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(porticoConfig(scenario.endpoints(`http://127.0.0.1:${backendPort}`), `bench ${scenario.id}`, scenario.serviceExtra), null, 2));
+  writeFileSync(file, JSON.stringify(porticoConfig(scenario.endpoints(`http://127.0.0.1:${backendPort}`), `bench ${scenario.id}`, scenario.serviceExtra?.({ redisAddress })), null, 2));
   return file;
 }
 
@@ -79,7 +81,7 @@ export async function startSystem(id: SystemId, scenario: Scenario, ctx: Context
   switch (id) {
     case 'portico': {
       const port = await freePort();
-      const config = writePorticoConfig(ctx.tmp, scenario, ctx.backendPort);
+      const config = writePorticoConfig(ctx.tmp, scenario, ctx.backendPort, ctx.redisAddress);
       const cacheDir = join(ctx.tmp, 'portico', `cache-${scenario.id}`);
       const args = [join(ROOT, 'bin', 'portico.js'), 'run', '-c', config, '-p', String(port), '--cache-dir', cacheDir, ...ctx.porticoArgs];
       const p = start('portico', NODE, args, { cwd: ROOT, env: cleanEnv() });
