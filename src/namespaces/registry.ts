@@ -36,6 +36,7 @@ import { qosRatelimitProxy } from './qos-ratelimit-proxy.ts';
 import { qosRatelimitRouter } from './qos-ratelimit-router.ts';
 import { qosRatelimitRouterRedis, qosRatelimitServiceRedis } from './qos-ratelimit-router-redis.ts';
 import { qosRatelimitService } from './qos-ratelimit-service.ts';
+import { qosRatelimitTiered } from './qos-ratelimit-tiered.ts';
 import { redis } from './redis.ts';
 import { router } from './router.ts';
 import { securityBotDetector } from './security-bot-detector.ts';
@@ -56,6 +57,7 @@ export const NAMESPACES: readonly Namespace[] = [
   authValidator,
   authSigner,
   qosRatelimitRouter,
+  qosRatelimitTiered,
   redis,
   qosRatelimitService,
   qosRatelimitServiceRedis,

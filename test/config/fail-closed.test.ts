@@ -39,7 +39,7 @@ describe('fail closed on unsupported namespaces', () => {
   });
 
   it('every policy family and behaviour-changing namespace is refused', () => {
-    for (const name of ['qos/ratelimit/tiered', 'validation/json-schema', 'modifier/martian', 'governance/quota', 'websocket', 'auth/revoker']) {
+    for (const name of ['governance/quota', 'validation/json-schema', 'modifier/martian', 'governance/processors', 'websocket', 'auth/revoker']) {
       assert.match(issueAt(load(withEndpoint({ extra_config: { [name]: {} } })).errors, formatPath(['endpoints', 0, 'extra_config', name])).found, POLICY, name);
     }
     for (const name of ['backend/graphql', 'backend/amqp/consumer', 'plugin/http-client', 'backend/http/client']) {
