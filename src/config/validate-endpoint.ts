@@ -109,7 +109,9 @@ function checkEndpoint(
   let method: string | undefined = 'GET';
   if ('method' in endpoint) method = checkMethod(c, endpoint.method, [...path, 'method'], ENDPOINT_METHODS) ? (endpoint.method as string) : undefined;
 
-  const proxy = checkNamespaces(c, endpoint, path, 'endpoint', facts, endpointPath).get('proxy') as EndpointProxyOptions | undefined;
+  const output = 'output_encoding' in endpoint ? endpoint.output_encoding : facts.outputEncoding;
+  const streamed = output === 'no-op';
+  const proxy = checkNamespaces(c, endpoint, path, 'endpoint', facts, endpointPath, streamed).get('proxy') as EndpointProxyOptions | undefined;
   const sequential = proxy?.sequential === true;
 
   const backendPath = [...path, 'backend'];
@@ -121,13 +123,12 @@ function checkEndpoint(
   } else if (backends.length === 0) {
     c.invalid(backendPath, 'at least one backend (an endpoint with no backend has nothing to serve)', backends);
   } else {
-    const output = 'output_encoding' in endpoint ? endpoint.output_encoding : facts.outputEncoding;
-    if (output === 'no-op' && backends.length > 1) {
+    if (streamed && backends.length > 1) {
       c.error(backendPath, 'exactly one backend, because the output_encoding is "no-op" (the backend response is passed through)', `${backends.length} backends`);
     }
     const params = endpointPath === undefined ? undefined : endpointParams(endpointPath);
     backends.forEach((backend, j) => {
-      checkBackend(c, backend, [...backendPath, j], { endpointPath, params, sequential, index: j, facts });
+      checkBackend(c, backend, [...backendPath, j], { endpointPath, params, sequential, index: j, facts, streamed });
     });
   }
   return endpointPath !== undefined && method !== undefined ? { method, path: endpointPath } : undefined;
@@ -159,6 +160,8 @@ interface BackendContext {
   sequential: boolean;
   index: number;
   facts: ServiceFacts;
+  /** The endpoint's output_encoding is "no-op" (its single backend is streamed whatever its encoding says). */
+  streamed: boolean;
 }
 
 function checkBackend(c: IssueCollector, backend: unknown, path: JsonPath, ctx: BackendContext): void {
@@ -176,7 +179,7 @@ function checkBackend(c: IssueCollector, backend: unknown, path: JsonPath, ctx: 
   if (valid.has('sd') && backend.sd !== 'static') {
     c.warning([...path, 'sd'], '"static": Portico does not implement DNS SRV discovery and resolves hosts with plain DNS', c.found([...path, 'sd'], backend.sd));
   }
-  checkNamespaces(c, backend, path, 'backend', ctx.facts, ctx.endpointPath);
+  checkNamespaces(c, backend, path, 'backend', ctx.facts, ctx.endpointPath, ctx.streamed || backend.encoding === 'no-op');
 }
 
 /** Parse the extra_config of an endpoint or backend; returns the parsed options by namespace name. */
@@ -187,13 +190,14 @@ function checkNamespaces(
   scope: NamespaceScope,
   facts: ServiceFacts,
   endpointPath: string | undefined,
+  streamed: boolean,
 ): Map<string, unknown> {
   const byName = new Map<string, unknown>();
   if (!('extra_config' in owner)) return byName;
   const extraPath = [...path, 'extra_config'];
   const extra = owner.extra_config;
   if (!expectObject(c, extra, extraPath, 'an object of namespaces')) return byName;
-  const uses = parseNamespaces(c, extra, extraPath, { scope, service: facts.service, endpointPath });
+  const uses = parseNamespaces(c, extra, extraPath, { scope, service: facts.service, endpointPath, streamed });
   facts.parsed.set(extra, uses);
   for (const u of uses) byName.set(u.name, u.options);
   return byName;

@@ -53,8 +53,12 @@ export const authSigner: Namespace<SignerOptions> = {
   scopes: ['endpoint'],
   order: 440,
   policy: true,
-  parse(raw, path, c) {
+  parse(raw, path, c, ctx) {
     if (!expectObject(c, raw, path, 'an object with the JWT signing settings')) return undefined;
+    if (ctx.streamed) {
+      c.error(path, 'an endpoint whose answer Portico decodes (a no-op answer is streamed and cannot be signed)', 'auth/signer on an endpoint with output_encoding "no-op"');
+      return undefined;
+    }
     const valid = checkFields(c, raw, path, RULES, 'the "auth/signer" namespace');
     let ok = true;
     const required: [string, string][] = [

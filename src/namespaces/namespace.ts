@@ -28,6 +28,12 @@ export interface ParseContext {
   readonly service: ReadonlyMap<string, unknown>;
   /** The endpoint path as written, at endpoint and backend scope. */
   readonly endpointPath?: string;
+  /**
+   * At endpoint and backend scope: the answer here is a no-op passthrough,
+   * streamed untouched (output_encoding or the backend's encoding is "no-op"),
+   * so nothing can read or change its body.
+   */
+  readonly streamed?: boolean;
 }
 
 /** What compile() may use. */

@@ -66,8 +66,12 @@ export const qosHttpCache: Namespace<HttpCacheOptions> = {
   scopes: ['backend'],
   order: 505,
   policy: true,
-  parse(raw, path, c) {
+  parse(raw, path, c, ctx) {
     if (!expectObject(c, raw, path, 'an object such as {} or {"shared": true, "max_items": 1000, "max_size": 10485760}')) return undefined;
+    if (ctx.streamed) {
+      c.error(path, 'a backend whose answer Portico decodes (a no-op answer is streamed and cannot be cached by this version)', 'qos/http-cache on a "no-op" backend');
+      return undefined;
+    }
     const before = c.errors.length;
     const valid = checkFields(c, raw, path, RULES, 'the "qos/http-cache" namespace');
     for (const key of ['max_items', 'max_size'] as const) {
@@ -102,6 +106,7 @@ export const qosHttpCache: Namespace<HttpCacheOptions> = {
     const ep = ctx.endpoint;
     if (b === undefined || ep === undefined) return undefined;
     if (b.encoding === 'no-op') {
+      // parse() refuses this already; a Plan must never silently skip the cache.
       throw new Error(
         `${NAME} on backend ${JSON.stringify(b.urlPattern)} of endpoint ${JSON.stringify(ep.endpoint)}: a no-op (streamed) answer cannot be cached by this version; remove the cache or use another encoding`,
       );

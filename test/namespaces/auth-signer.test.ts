@@ -205,13 +205,13 @@ describe('auth/signer on requests', () => {
     }
   });
 
-  it('a no-op endpoint cannot be signed: the plan does not compile', async () => {
+  it('a no-op endpoint cannot be signed: a config error at the namespace', async () => {
     await assert.rejects(
       startGateway({
         host: [be.url],
         endpoints: [{ endpoint: '/t', output_encoding: 'no-op', extra_config: { 'auth/signer': { alg: 'RS256', kid: 'rsa-sign', keys_to_sign: ['a'], jwk_url: keys.url, disable_jwk_security: true } }, backend: [{ url_pattern: '/login', encoding: 'no-op' }] }],
       }),
-      /a no-op \(streamed\) answer cannot be signed/,
+      /\$\.endpoints\[0\]\.extra_config\["auth\/signer"\]: expected an endpoint whose answer Portico decodes \(a no-op answer is streamed and cannot be signed\)/,
     );
   });
 });

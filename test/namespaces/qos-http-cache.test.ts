@@ -9,8 +9,7 @@ import type { ServerResponse } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cloneData, DEFAULT_MAX_ITEMS, DEFAULT_MAX_SIZE } from '../../src/namespaces/qos-http-cache.ts';
-import { compilePlan } from '../../src/plan/compile.ts';
-import { errorAt, issueAt, load, withBackend } from '../config/support.ts';
+import { errorAt, issueAt, load, service, withBackend } from '../config/support.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { loadTestConfig, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { get } from '../helpers/http.ts';
@@ -56,11 +55,10 @@ describe('qos/http-cache: config', () => {
     assert.deepEqual(opts, { shared: false, maxItems: DEFAULT_MAX_ITEMS, maxSize: 1000 });
   });
 
-  it('refuses a no-op (streamed) backend: the plan does not compile', () => {
-    const cfg = loadTestConfig({
-      endpoints: [{ endpoint: '/s', output_encoding: 'no-op', backend: [{ host: ['http://127.0.0.1:9'], url_pattern: '/s', encoding: 'no-op', extra_config: { [NS]: {} } }] }],
-    });
-    assert.throws(() => compilePlan(cfg, { checkOnly: true }), /no-op \(streamed\) answer cannot be cached/);
+  it('refuses a no-op (streamed) backend: a config error at the namespace, by either encoding', () => {
+    const viaEndpoint = errorAt(service({ endpoints: [{ endpoint: '/s', output_encoding: 'no-op', backend: [{ url_pattern: '/s', extra_config: { [NS]: {} } }] }] }), `$.endpoints[0].backend[0].extra_config["${NS}"]`);
+    assert.match(viaEndpoint.expected, /no-op answer is streamed and cannot be cached/);
+    errorAt(withBackend({ encoding: 'no-op', extra_config: { [NS]: {} } }), `$.endpoints[0].backend[0].extra_config["${NS}"]`);
   });
 
   it('deep copies keep "__proto__" keys as keys', () => {
