@@ -17,6 +17,7 @@ const USAGE = `Usage:
   portico run --etcd URLS [--etcd-key KEY] [--node-id ID] [-c BOOTSTRAP] [...]
         fleet mode: follow a control plane (long-poll watch) or an etcd key
         --workers N: serving processes sharing the port (default $PORTICO_WORKERS, else one per CPU)
+        --management-port P: /metrics, /__health, /__ready on 127.0.0.1:P (default $PORTICO_MANAGEMENT_PORT; none)
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version
@@ -42,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
         etcd: { type: 'string' },
         'etcd-key': { type: 'string' },
         workers: { type: 'string' },
+        'management-port': { type: 'string' },
       });
       if (!values) return 2;
       const file = values.config as string | undefined;
@@ -65,6 +67,12 @@ export async function main(argv: string[]): Promise<number> {
         workers = Number(workersText);
         if (!Number.isInteger(workers) || workers < 1 || workers > 256) return usage(`--workers expects a whole number from 1 to 256, found "${workersText}"`);
       }
+      const managementText = (values['management-port'] as string | undefined) ?? process.env.PORTICO_MANAGEMENT_PORT;
+      let managementPort: number | undefined;
+      if (managementText !== undefined && managementText !== '') {
+        managementPort = Number(managementText);
+        if (!Number.isInteger(managementPort) || managementPort < 0 || managementPort > 65535) return usage(`--management-port expects a port number, found "${managementText}"`);
+      }
       const nodeId = (values['node-id'] as string | undefined) ?? process.env.PORTICO_NODE_ID ?? hostname();
       if (!NODE_ID.test(nodeId)) return usage(`--node-id expects letters, digits, '.', '_' or '-' (at most 128), found "${nodeId}"`);
       const nodeToken = (values['node-token'] as string | undefined) ?? process.env.PORTICO_NODE_TOKEN;
@@ -76,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
         cacheDir: values['cache-dir'] as string | undefined,
         staleAfterMs,
         workers,
+        managementPort,
         controlPlane: cpUrl ? { url: cpUrl, nodeId, token: nodeToken } : undefined,
         etcd: etcdUrls
           ? { endpoints: etcdUrls.split(',').map((u) => u.trim()).filter(Boolean), key: (values['etcd-key'] as string | undefined) ?? etcdKeys(DEFAULT_ETCD_PREFIX).current, nodeId }

@@ -6,6 +6,7 @@ import { DataPlane, type OfferOutcome } from '../lifecycle/data-plane.ts';
 import { FileSource } from '../lifecycle/file-source.ts';
 import { defaultCacheDir, LastKnownGood } from '../lifecycle/last-known-good.ts';
 import { log } from '../telemetry/log.ts';
+import { startManagement, type ManagementListener } from '../telemetry/management.ts';
 import { VERSION } from '../version.ts';
 
 export interface RunOptions {
@@ -23,6 +24,8 @@ export interface RunOptions {
   etcd?: { endpoints: string[]; key: string; nodeId: string };
   /** Processes serving traffic; 1 serves in this process, more fork workers sharing the port. */
   workers?: number;
+  /** The management listener's port (metrics, health, readiness on 127.0.0.1); none when undefined. */
+  managementPort?: number;
   /** Called once listening (used by the quickstart and tests). */
   onListening?: (port: number) => void;
 }
@@ -107,6 +110,16 @@ export async function run(opts: RunOptions): Promise<number> {
     await plane.shutdown(0);
     return 1;
   }
+  let management: ManagementListener | undefined;
+  if (opts.managementPort !== undefined) {
+    try {
+      management = await startManagement({ port: opts.managementPort, health: () => plane.health(), ready: () => plane.ready(), cluster: (opts.workers ?? 1) > 1 });
+    } catch (err) {
+      process.stderr.write(`portico: cannot start the management listener: ${(err as Error).message}\n`);
+      await plane.shutdown(0);
+      return 1;
+    }
+  }
   const s = plane.current!;
   log('info', 'listening', { port, workers: opts.workers ?? 1, version: s.version, hash: s.hash, source: s.source, endpoints: s.config.endpoints.length, portico: VERSION });
   if (remote) remote.start();
@@ -128,7 +141,7 @@ export async function run(opts: RunOptions): Promise<number> {
       log('info', 'shutting down', { signal });
       fileSource?.stop();
       process.off('SIGHUP', onHup);
-      Promise.all([remote?.stop(), plane.shutdown(10_000)]).then(
+      Promise.all([remote?.stop(), plane.shutdown(10_000), management?.close()]).then(
         () => resolveExit(0),
         (err) => {
           log('error', 'shutdown failed', { error: String(err) });

@@ -9,6 +9,7 @@ import type { Env } from '../config/env.ts';
 import type { LoadResult, ServiceConfig } from '../config/types.ts';
 import type { Gateway } from '../server/server.ts';
 import { log } from '../telemetry/log.ts';
+import { setConfigInfo } from '../telemetry/metrics.ts';
 import { VERSION } from '../version.ts';
 import { configHash } from './canonical.ts';
 import { embeddedDefault } from './default-config.ts';
@@ -151,6 +152,7 @@ export class DataPlane {
       if (current.source === 'last-known-good') {
         // The source now confirms the fallback's content: it is served from the source again.
         this.#current = { ...current, source: c.source };
+        setConfigInfo(current.version, current.hash, c.source);
         log('info', 'config confirmed by its source', { version: current.version, hash, source: c.source });
       } else log('info', 'config unchanged', { version: current.version, hash, source: c.source });
       return { kind: 'unchanged' };
@@ -166,6 +168,7 @@ export class DataPlane {
       return this.#reject(c, hash, [`${c.label}: cannot serve: ${(err as Error).message}`]);
     }
     this.#current = snapshot;
+    setConfigInfo(version, snapshot.hash, snapshot.source);
     this.#highestVersion = Math.max(this.#highestVersion, version);
     if (isRemote(c.source) || (c.source === 'last-known-good' && how.origin !== undefined && isRemote(how.origin))) {
       this.#remoteVersion = version;

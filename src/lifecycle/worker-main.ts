@@ -4,8 +4,13 @@
 
 import cluster from 'node:cluster';
 import { log } from '../telemetry/log.ts';
+import { answerClusterScrapes, collectProcessMetrics } from '../telemetry/metrics.ts';
 import { LocalServing } from './local-serving.ts';
 import type { FromWorker, ToWorker } from './worker-protocol.ts';
+
+// The primary sums every worker's metrics at each scrape (prom-client answers it over the cluster channel).
+collectProcessMetrics();
+answerClusterScrapes();
 
 let health: Record<string, unknown> = {};
 let ready = false;

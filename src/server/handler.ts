@@ -11,6 +11,7 @@ import { asGatewayError, GatewayError, PolicyError, timeoutError } from '../prox
 import { movedPermanentlyHtml } from '../proxy/redirect.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { log, throttledLog } from '../telemetry/log.ts';
+import { NO_ENDPOINT, policyRejections, requestDuration, requestsInFlight, requestsTotal } from '../telemetry/metrics.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
 import { hasBody, readRequestBody } from './request-body.ts';
 import { sendError, sendJson, sendResult, sendText } from './respond.ts';
@@ -32,6 +33,7 @@ export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const plan = holder.plan;
     if (plan.accessLog) logAccess(plan, req, res);
+    countRequest(req, res as MeasuredResponse);
     const refusal = refuse(req);
     if (refusal) return badRequest(res, refusal);
 
@@ -165,8 +167,10 @@ function refused(req: IncomingMessage, res: ServerResponse, preq: ProxyRequest, 
   const fields = { code: e.code, status: e.status, path: preq.path, ...(ep ? { endpoint: ep.config.endpoint } : {}), ...(e instanceof PolicyError ? { namespace: e.namespace } : {}) };
   // A policy refusing a client is not a gateway failure, whatever its status: info, and throttled.
   // One flooding code never hides the refusals of another: the budget is per code.
-  if (e instanceof PolicyError) throttledLog(e.code, 'info', `request refused: ${e.message}`, fields);
-  else log('error', e.message, fields);
+  if (e instanceof PolicyError) {
+    throttledLog(e.code, 'info', `request refused: ${e.message}`, fields);
+    policyRejections.inc({ namespace: e.namespace, status: String(e.status), code: e.code });
+  } else log('error', e.message, fields);
   sendError(res, e, ep?.returnErrorMsg ?? false);
 }
 
@@ -187,6 +191,27 @@ function applyPolicyHeaders(res: ServerResponse, preq: HeaderTracked): void {
   preq[kApplied] = list.length;
 }
 
+const kStarted = Symbol('portico.started');
+const kEndpoint = Symbol('portico.endpoint');
+const kMethod = Symbol('portico.method');
+type MeasuredResponse = ServerResponse & { [kStarted]: number; [kEndpoint]: string; [kMethod]: string };
+
+/** Request metrics: counted in flight now, recorded when the response closes (one shared listener, no closure). */
+function countRequest(req: IncomingMessage, res: MeasuredResponse): void {
+  res[kStarted] = performance.now();
+  res[kEndpoint] = NO_ENDPOINT;
+  res[kMethod] = req.method ?? 'GET';
+  requestsInFlight.inc();
+  res.on('close', recordRequest);
+}
+
+function recordRequest(this: MeasuredResponse): void {
+  requestsInFlight.dec();
+  const labels = { endpoint: this[kEndpoint], method: this[kMethod], status: String(this.statusCode) };
+  requestsTotal.inc(labels);
+  requestDuration.observe(labels, (performance.now() - this[kStarted]) / 1000);
+}
+
 const kDeadline = Symbol('portico.deadline');
 type TrackedResponse = ServerResponse & { [kDeadline]?: Deadline };
 
@@ -205,6 +230,7 @@ async function serveEndpoint(
 ): Promise<void> {
   const usage = plan.usage;
   usage.active++;
+  (res as MeasuredResponse)[kEndpoint] = ep.config.endpoint;
   const d = new Deadline(undefined, ep.timeoutMs, timeoutError);
   res[kDeadline] = d;
   res.on('close', onResponseClose);

@@ -1,0 +1,91 @@
+// Prometheus metrics (prom-client) of this process. The families live in
+// prom-client's global registry, so that with --workers N the primary can ask
+// every worker for its values and serve their sum (prom-client's
+// AggregatorRegistry talks to the workers over node:cluster's channel).
+//
+// Label sets are bounded: an endpoint is its pattern as configured (never the
+// raw path), requests that match no endpoint share one label, statuses and
+// methods come from small sets, namespaces and codes from the code.
+
+import client from 'prom-client';
+
+/** The endpoint label of requests that matched no endpoint (404, 405, built-ins, refused before routing). */
+export const NO_ENDPOINT = '';
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export const requestsTotal = new client.Counter({
+  name: 'portico_requests_total',
+  help: 'Requests answered, by endpoint pattern, method and status.',
+  labelNames: ['endpoint', 'method', 'status'] as const,
+});
+
+export const requestDuration = new client.Histogram({
+  name: 'portico_request_duration_seconds',
+  help: 'Time from the request to the last byte of the answer, by endpoint pattern, method and status.',
+  labelNames: ['endpoint', 'method', 'status'] as const,
+  buckets: DURATION_BUCKETS,
+});
+
+export const requestsInFlight = new client.Gauge({
+  name: 'portico_requests_in_flight',
+  help: 'Requests being served now.',
+});
+
+export const policyRejections = new client.Counter({
+  name: 'portico_policy_rejections_total',
+  help: 'Requests a policy refused, by namespace, status and code.',
+  labelNames: ['namespace', 'status', 'code'] as const,
+});
+
+/**
+ * What the lifecycle knows (the configuration served): kept in the process
+ * that owns the lifecycle (the primary with --workers), apart from the request
+ * metrics the workers count, and added to every scrape.
+ */
+const lifecycleRegistry = new client.Registry();
+
+export const configInfo = new client.Gauge({
+  name: 'portico_config_info',
+  help: 'The configuration being served: 1 for its version and hash.',
+  labelNames: ['version', 'hash', 'source'] as const,
+  registers: [lifecycleRegistry],
+});
+
+let defaultsOn = false;
+
+/** Process metrics (CPU, memory, event loop lag, GC): once per process. */
+export function collectProcessMetrics(): void {
+  if (defaultsOn) return;
+  defaultsOn = true;
+  client.collectDefaultMetrics();
+}
+
+/** The configuration now served (one series; the previous one is removed). */
+export function setConfigInfo(version: number, hash: string, source: string): void {
+  configInfo.reset();
+  configInfo.set({ version: String(version), hash, source }, 1);
+}
+
+/** This process's metrics in Prometheus text format. */
+export async function processMetrics(): Promise<string> {
+  return (await client.register.metrics()) + '\n' + (await lifecycleRegistry.metrics());
+}
+
+let aggregator: client.AggregatorRegistry<client.PrometheusContentType> | undefined;
+
+/**
+ * In a worker process: answer the primary's scrapes over the cluster channel.
+ * (prom-client installs that responder when an AggregatorRegistry is made.)
+ */
+export function answerClusterScrapes(): void {
+  aggregator ??= new client.AggregatorRegistry();
+}
+
+/** The sum over every worker process (--workers N), asked at scrape time, and the primary's lifecycle metrics; primary only. */
+export async function clusterMetrics(): Promise<string> {
+  aggregator ??= new client.AggregatorRegistry();
+  return (await aggregator.clusterMetrics()) + '\n' + (await lifecycleRegistry.metrics());
+}
+
+export const METRICS_CONTENT_TYPE = client.register.contentType;

@@ -1,0 +1,92 @@
+// The management listener: /metrics (Prometheus text), /__health and /__ready
+// on their own port, for one process and for --workers 2 (the primary sums
+// the workers' request metrics).
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
+import { get } from '../helpers/http.ts';
+import { startCli, type Running } from '../helpers/process.ts';
+
+function managementPort(run: Running): number {
+  const m = /"msg":"management listening".*?"port":(\d+)/.exec(run.output());
+  assert.ok(m, 'the management listener logged its port');
+  return Number(m[1]);
+}
+
+/** The value of one series in Prometheus text, or undefined. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+for (const workers of [1, 2]) {
+  describe(`management listener, --workers ${workers}`, () => {
+    let be: TestBackend;
+    let gw: Running;
+    let base: string;
+    let mgmt: string;
+
+    before(async () => {
+      be = await startBackend((_req, res) => json(res, { ok: true }));
+      const dir = mkdtempSync(join(tmpdir(), 'portico-management-'));
+      const file = join(dir, 'portico.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          version: 3,
+          host: [be.url],
+          extra_config: { router: { disable_access_log: true }, 'auth/api-keys': { keys: [{ key: 'k-1', roles: ['user'] }] } },
+          endpoints: [
+            { endpoint: '/items/{id}', backend: [{ url_pattern: '/items/{id}' }] },
+            { endpoint: '/private', extra_config: { 'auth/api-keys': { roles: ['user'] } }, backend: [{ url_pattern: '/p' }] },
+          ],
+        }),
+      );
+      gw = await startCli(['run', '-c', file, '-p', '0', '--management-port', '0', '--workers', String(workers), '--cache-dir', join(dir, 'cache')], { PORTICO_WORKERS: String(workers) });
+      base = `http://127.0.0.1:${gw.port}`;
+      mgmt = `http://127.0.0.1:${managementPort(gw)}`;
+    });
+
+    after(async () => {
+      gw.child.kill('SIGTERM');
+      await gw.exited;
+      await be.close();
+    });
+
+    it('counts requests by endpoint pattern (never the raw path), method and status, and policy refusals', async () => {
+      for (let i = 0; i < 10; i++) assert.equal((await get(base, `/items/${i}`)).status, 200);
+      assert.equal((await get(base, '/nowhere')).status, 404);
+      assert.equal((await get(base, '/private')).status, 401);
+      const r = await get(mgmt, '/metrics');
+      assert.equal(r.status, 200);
+      assert.match(String(r.headers['content-type']), /^text\/plain/);
+      const text = r.body;
+      assert.equal(sample(text, 'portico_requests_total', { endpoint: '/items/{id}', method: 'GET', status: '200' }), 10, 'summed over every worker');
+      assert.equal(sample(text, 'portico_requests_total', { endpoint: '', method: 'GET', status: '404' }), 1);
+      assert.equal(sample(text, 'portico_requests_total', { endpoint: '/private', method: 'GET', status: '401' }), 1);
+      assert.equal(sample(text, 'portico_request_duration_seconds_count', { endpoint: '/items/{id}', method: 'GET', status: '200' }), 10);
+      assert.equal(sample(text, 'portico_policy_rejections_total', { namespace: 'auth/api-keys', status: '401', code: 'AUTH_KEY_MISSING' }), 1);
+      assert.ok(!/\/items\/3/.test(text), 'no raw path in any label');
+      assert.equal(sample(text, 'portico_config_info', { version: '1', source: 'file' }), 1);
+      assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0, 'process metrics');
+    });
+
+    it('serves /__health and /__ready, and nothing else', async () => {
+      const h = await get(mgmt, '/__health');
+      assert.equal(h.status, 200);
+      assert.equal((h.json() as { config: { version: number } }).config.version, 1);
+      assert.equal((await get(mgmt, '/__ready')).status, 200);
+      assert.equal((await get(mgmt, '/items/1')).status, 404, 'the management port serves no traffic');
+    });
+  });
+}
