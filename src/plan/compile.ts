@@ -11,6 +11,7 @@ import { compileClientAddressing } from '../server/client-ip.ts';
 import { Router } from '../server/router.ts';
 import { createAccessLog } from '../telemetry/access-log.ts';
 import { compileRenderer } from '../transform/encode.ts';
+import { meteredBackend } from '../telemetry/backend-metrics.ts';
 import { USER_AGENT } from '../version.ts';
 import type { CompiledEndpoint, Plan, PlanUsage } from './plan.ts';
 
@@ -69,8 +70,9 @@ function build(
   const moduleOf = opts.namespaces ?? namespaceNamed;
   const service = compileStack(config.namespaces, context('service'), moduleOf);
   const wrapBackend = (ep: EndpointConfig, b: BackendConfig, call: Proxy): Proxy => {
-    if (b.namespaces.length === 0) return call;
-    return compileStack(b.namespaces, context('backend', ep, b), moduleOf).middleware?.(call) ?? call;
+    const wrapped = b.namespaces.length === 0 ? call : (compileStack(b.namespaces, context('backend', ep, b), moduleOf).middleware?.(call) ?? call);
+    // Outermost: the metrics see what the endpoint sees (an open breaker, a limited call).
+    return meteredBackend(wrapped, ep.endpoint, b.urlPattern);
   };
   const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend };
   const router = new Router<CompiledEndpoint>({

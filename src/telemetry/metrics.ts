@@ -32,6 +32,37 @@ export const requestsInFlight = new client.Gauge({
   help: 'Requests being served now.',
 });
 
+export const backendCalls = new client.Counter({
+  name: 'portico_backend_calls_total',
+  help: 'Backend calls, by endpoint pattern, backend url_pattern and outcome (ok, timeout, connection, status, decode, breaker_open, rate_limited, error).',
+  labelNames: ['endpoint', 'backend', 'outcome'] as const,
+});
+
+export const backendDuration = new client.Histogram({
+  name: 'portico_backend_call_duration_seconds',
+  help: 'Time of a backend call (redirects, decoding and its policies included), by endpoint pattern and backend url_pattern.',
+  labelNames: ['endpoint', 'backend'] as const,
+  buckets: DURATION_BUCKETS,
+});
+
+/** Error codes of a failed backend call, as the outcome label names them. */
+const OUTCOMES: Readonly<Record<string, string>> = {
+  TIMEOUT: 'timeout',
+  BACKEND_UNREACHABLE: 'connection',
+  BACKEND_STATUS: 'status',
+  BACKEND_DECODE: 'decode',
+  BACKEND_BODY_TOO_LARGE: 'decode',
+  BREAKER_OPEN: 'breaker_open',
+  BREAKER_TOO_MANY_REQUESTS: 'breaker_open',
+  RATE_LIMIT_BACKEND: 'rate_limited',
+};
+
+/** The outcome label of a failed call, from its error's stable code. */
+export function backendOutcome(err: unknown): string {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return (typeof code === 'string' && OUTCOMES[code]) || 'error';
+}
+
 export const policyRejections = new client.Counter({
   name: 'portico_policy_rejections_total',
   help: 'Requests a policy refused, by namespace, status and code.',

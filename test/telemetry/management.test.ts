@@ -49,6 +49,8 @@ for (const workers of [1, 2]) {
           endpoints: [
             { endpoint: '/items/{id}', backend: [{ url_pattern: '/items/{id}' }] },
             { endpoint: '/private', extra_config: { 'auth/api-keys': { roles: ['user'] } }, backend: [{ url_pattern: '/p' }] },
+            // Nothing listens on port 1: connection refused.
+            { endpoint: '/down', backend: [{ host: ['http://127.0.0.1:1'], url_pattern: '/d' }] },
           ],
         }),
       );
@@ -67,6 +69,7 @@ for (const workers of [1, 2]) {
       for (let i = 0; i < 10; i++) assert.equal((await get(base, `/items/${i}`)).status, 200);
       assert.equal((await get(base, '/nowhere')).status, 404);
       assert.equal((await get(base, '/private')).status, 401);
+      assert.equal((await get(base, '/down')).status, 500);
       const r = await get(mgmt, '/metrics');
       assert.equal(r.status, 200);
       assert.match(String(r.headers['content-type']), /^text\/plain/);
@@ -76,6 +79,9 @@ for (const workers of [1, 2]) {
       assert.equal(sample(text, 'portico_requests_total', { endpoint: '/private', method: 'GET', status: '401' }), 1);
       assert.equal(sample(text, 'portico_request_duration_seconds_count', { endpoint: '/items/{id}', method: 'GET', status: '200' }), 10);
       assert.equal(sample(text, 'portico_policy_rejections_total', { namespace: 'auth/api-keys', status: '401', code: 'AUTH_KEY_MISSING' }), 1);
+      assert.equal(sample(text, 'portico_backend_calls_total', { endpoint: '/items/{id}', backend: '/items/{id}', outcome: 'ok' }), 10);
+      assert.equal(sample(text, 'portico_backend_calls_total', { endpoint: '/down', backend: '/d', outcome: 'connection' }), 1);
+      assert.equal(sample(text, 'portico_backend_call_duration_seconds_count', { endpoint: '/items/{id}', backend: '/items/{id}' }), 10);
       assert.ok(!/\/items\/3/.test(text), 'no raw path in any label');
       assert.equal(sample(text, 'portico_config_info', { version: '1', source: 'file' }), 1);
       assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0, 'process metrics');
