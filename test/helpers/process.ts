@@ -1,7 +1,7 @@
 // Run the real `portico` command as a child process.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,4 +79,15 @@ export function startScript(script: string, args: string[], env: NodeJS.ProcessE
 /** Start `portico run` and resolve once it logs that it is listening. */
 export function startCli(args: string[], env: Record<string, string> = {}): Promise<Running> {
   return startScript(BIN, args, childEnv(env), /"msg":"listening".*?"port":(\d+)/, 'portico');
+}
+
+/**
+ * Write `config` as JSON into a fresh temporary directory (for `portico run -c`);
+ * returns the file and a `cache(name)` path inside the same directory for --cache-dir.
+ */
+export function writeConfigFile(config: unknown): { file: string; cache(name?: string): string } {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-config-'));
+  const file = join(dir, 'portico.json');
+  writeFileSync(file, JSON.stringify(config));
+  return { file, cache: (name = 'cache') => join(dir, name) };
 }

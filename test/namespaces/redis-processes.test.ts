@@ -3,13 +3,10 @@
 // 2N (the in-process suite shows the same with two plans in one process).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { get } from '../helpers/http.ts';
-import { startCli, type Running } from '../helpers/process.ts';
+import { startCli, writeConfigFile, type Running } from '../helpers/process.ts';
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis-server.ts';
 
 const skip = redisAvailable ? false : 'redis-server not installed';
@@ -22,18 +19,13 @@ describe('qos/ratelimit/router/redis across two gateway processes', { skip }, ()
   before(async () => {
     redis = await startRedis();
     be = await startBackend((_req, res) => json(res, { ok: true }));
-    const dir = mkdtempSync(join(tmpdir(), 'portico-redis-processes-'));
-    const file = join(dir, 'portico.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        version: 3,
-        host: [be.url],
-        extra_config: { router: { disable_access_log: true }, redis: { connection_pools: [{ name: 'rl', address: redis.address }] } },
-        endpoints: [{ endpoint: '/e', extra_config: { 'qos/ratelimit/router/redis': { connection_name: 'rl', max_rate: 6, capacity: 6, every: '1h' } }, backend: [{ url_pattern: '/b' }] }],
-      }),
-    );
-    for (const name of ['a', 'b']) gateways.push(await startCli(['run', '-c', file, '-p', '0', '--cache-dir', join(dir, `cache-${name}`)]));
+    const { file, cache } = writeConfigFile({
+      version: 3,
+      host: [be.url],
+      extra_config: { router: { disable_access_log: true }, redis: { connection_pools: [{ name: 'rl', address: redis.address }] } },
+      endpoints: [{ endpoint: '/e', extra_config: { 'qos/ratelimit/router/redis': { connection_name: 'rl', max_rate: 6, capacity: 6, every: '1h' } }, backend: [{ url_pattern: '/b' }] }],
+    });
+    for (const name of ['a', 'b']) gateways.push(await startCli(['run', '-c', file, '-p', '0', '--cache-dir', cache(`cache-${name}`)]));
   });
 
   after(async () => {

@@ -3,13 +3,10 @@
 // plain data that cross the IPC channel), so every worker enforces them.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { get } from '../helpers/http.ts';
-import { startCli, type Running } from '../helpers/process.ts';
+import { startCli, writeConfigFile, type Running } from '../helpers/process.ts';
 
 describe('policies with --workers 2', () => {
   let be: TestBackend;
@@ -18,22 +15,17 @@ describe('policies with --workers 2', () => {
 
   before(async () => {
     be = await startBackend((_req, res) => json(res, { ok: true }));
-    const dir = mkdtempSync(join(tmpdir(), 'portico-policy-workers-'));
-    const file = join(dir, 'portico.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        version: 3,
-        host: [be.url],
-        extra_config: {
-          router: { disable_access_log: true },
-          'security/cors': { allow_origins: ['https://app.example'] },
-          'auth/api-keys': { keys: [{ key: 'worker-key-1', roles: ['user'] }] },
-        },
-        endpoints: [{ endpoint: '/p', extra_config: { 'auth/api-keys': { roles: ['user'] } }, backend: [{ url_pattern: '/p' }] }],
-      }),
-    );
-    gw = await startCli(['run', '-c', file, '-p', '0', '--workers', '2', '--cache-dir', join(dir, 'cache')], { PORTICO_WORKERS: '2' });
+    const { file, cache } = writeConfigFile({
+      version: 3,
+      host: [be.url],
+      extra_config: {
+        router: { disable_access_log: true },
+        'security/cors': { allow_origins: ['https://app.example'] },
+        'auth/api-keys': { keys: [{ key: 'worker-key-1', roles: ['user'] }] },
+      },
+      endpoints: [{ endpoint: '/p', extra_config: { 'auth/api-keys': { roles: ['user'] } }, backend: [{ url_pattern: '/p' }] }],
+    });
+    gw = await startCli(['run', '-c', file, '-p', '0', '--workers', '2', '--cache-dir', cache()], { PORTICO_WORKERS: '2' });
     base = `http://127.0.0.1:${gw.port}`;
   });
 

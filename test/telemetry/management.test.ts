@@ -3,13 +3,10 @@
 // the workers' request metrics).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { get } from '../helpers/http.ts';
-import { startCli, type Running } from '../helpers/process.ts';
+import { startCli, writeConfigFile, type Running } from '../helpers/process.ts';
 
 function managementPort(run: Running): number {
   const m = /"msg":"management listening".*?"port":(\d+)/.exec(run.output());
@@ -38,23 +35,18 @@ for (const workers of [1, 2]) {
 
     before(async () => {
       be = await startBackend((_req, res) => json(res, { ok: true }));
-      const dir = mkdtempSync(join(tmpdir(), 'portico-management-'));
-      const file = join(dir, 'portico.json');
-      writeFileSync(
-        file,
-        JSON.stringify({
-          version: 3,
-          host: [be.url],
-          extra_config: { router: { disable_access_log: true }, 'auth/api-keys': { keys: [{ key: 'k-1', roles: ['user'] }] } },
-          endpoints: [
-            { endpoint: '/items/{id}', backend: [{ url_pattern: '/items/{id}' }] },
-            { endpoint: '/private', extra_config: { 'auth/api-keys': { roles: ['user'] } }, backend: [{ url_pattern: '/p' }] },
-            // Nothing listens on port 1: connection refused.
-            { endpoint: '/down', backend: [{ host: ['http://127.0.0.1:1'], url_pattern: '/d' }] },
-          ],
-        }),
-      );
-      gw = await startCli(['run', '-c', file, '-p', '0', '--management-port', '0', '--workers', String(workers), '--cache-dir', join(dir, 'cache')], { PORTICO_WORKERS: String(workers) });
+      const { file, cache } = writeConfigFile({
+        version: 3,
+        host: [be.url],
+        extra_config: { router: { disable_access_log: true }, 'auth/api-keys': { keys: [{ key: 'k-1', roles: ['user'] }] } },
+        endpoints: [
+          { endpoint: '/items/{id}', backend: [{ url_pattern: '/items/{id}' }] },
+          { endpoint: '/private', extra_config: { 'auth/api-keys': { roles: ['user'] } }, backend: [{ url_pattern: '/p' }] },
+          // Nothing listens on port 1: connection refused.
+          { endpoint: '/down', backend: [{ host: ['http://127.0.0.1:1'], url_pattern: '/d' }] },
+        ],
+      });
+      gw = await startCli(['run', '-c', file, '-p', '0', '--management-port', '0', '--workers', String(workers), '--cache-dir', cache()], { PORTICO_WORKERS: String(workers) });
       base = `http://127.0.0.1:${gw.port}`;
       mgmt = `http://127.0.0.1:${managementPort(gw)}`;
     });
