@@ -7,6 +7,7 @@ import { FileSource } from '../lifecycle/file-source.ts';
 import { defaultCacheDir, LastKnownGood } from '../lifecycle/last-known-good.ts';
 import { log } from '../telemetry/log.ts';
 import { startManagement, type ManagementListener } from '../telemetry/management.ts';
+import { setLifecycleClock } from '../telemetry/metrics.ts';
 import { VERSION } from '../version.ts';
 
 export interface RunOptions {
@@ -112,6 +113,7 @@ export async function run(opts: RunOptions): Promise<number> {
   }
   let management: ManagementListener | undefined;
   if (opts.managementPort !== undefined) {
+    setLifecycleClock(plane.clock);
     try {
       management = await startManagement({ port: opts.managementPort, health: () => plane.health(), ready: () => plane.ready(), cluster: (opts.workers ?? 1) > 1 });
     } catch (err) {

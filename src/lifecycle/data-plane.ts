@@ -9,7 +9,7 @@ import type { Env } from '../config/env.ts';
 import type { LoadResult, ServiceConfig } from '../config/types.ts';
 import type { Gateway } from '../server/server.ts';
 import { log } from '../telemetry/log.ts';
-import { setConfigInfo } from '../telemetry/metrics.ts';
+import { configRejected, setConfigInfo } from '../telemetry/metrics.ts';
 import { VERSION } from '../version.ts';
 import { configHash } from './canonical.ts';
 import { embeddedDefault } from './default-config.ts';
@@ -190,6 +190,7 @@ export class DataPlane {
   }
 
   #reject(c: Candidate, hash: string | undefined, errors: string[]): OfferOutcome {
+    configRejected.inc({ source: c.source });
     if (c.version !== undefined && isRemote(c.source)) this.#remoteRejected = Math.max(this.#remoteRejected ?? 0, c.version);
     this.#rejected = { version: c.version, hash, source: c.source, label: c.label, errors, at: new Date() };
     this.#serving.healthChanged?.();
@@ -252,6 +253,11 @@ export class DataPlane {
 
   ready(): boolean {
     return this.#current !== undefined && this.#current.source !== 'default';
+  }
+
+  /** When the served config was applied and the source last answered (metrics). */
+  get clock(): { appliedAt(): Date | undefined; lastSyncOk(): number | undefined } {
+    return { appliedAt: () => this.#current?.appliedAt, lastSyncOk: () => this.#lastSyncOk };
   }
 
   health(): Record<string, unknown> {

@@ -83,6 +83,47 @@ export const configInfo = new client.Gauge({
   registers: [lifecycleRegistry],
 });
 
+export const configRejected = new client.Counter({
+  name: 'portico_config_rejected_total',
+  help: 'Configurations refused (invalid, wrong hash, cannot be served), by source; the running one kept serving.',
+  labelNames: ['source'] as const,
+  registers: [lifecycleRegistry],
+});
+
+/** What the lifecycle reports at scrape time: when the served config was applied, when its source last answered. */
+export interface LifecycleClock {
+  appliedAt(): Date | undefined;
+  /** Epoch ms of the last successful sync with a watched source; undefined when none yet or none watched. */
+  lastSyncOk(): number | undefined;
+}
+
+let lifecycle: LifecycleClock | undefined;
+
+/** The data plane's clock for the age gauges (set once by `portico run`). */
+export function setLifecycleClock(clock: LifecycleClock): void {
+  lifecycle = clock;
+}
+
+new client.Gauge({
+  name: 'portico_config_seconds_since_applied',
+  help: 'Seconds since the configuration served was applied.',
+  registers: [lifecycleRegistry],
+  collect() {
+    const at = lifecycle?.appliedAt();
+    if (at) this.set((Date.now() - at.getTime()) / 1000);
+  },
+});
+
+new client.Gauge({
+  name: 'portico_config_seconds_since_sync',
+  help: 'Seconds since the last successful sync with the configuration source (control plane, etcd, watched file).',
+  registers: [lifecycleRegistry],
+  collect() {
+    const ok = lifecycle?.lastSyncOk();
+    if (ok !== undefined) this.set((Date.now() - ok) / 1000);
+  },
+});
+
 let defaultsOn = false;
 
 /** Process metrics (CPU, memory, event loop lag, GC): once per process. */

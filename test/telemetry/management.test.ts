@@ -3,7 +3,9 @@
 // the workers' request metrics).
 
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { get } from '../helpers/http.ts';
 import { startCli, writeConfigFile, type Running } from '../helpers/process.ts';
@@ -32,6 +34,7 @@ for (const workers of [1, 2]) {
     let gw: Running;
     let base: string;
     let mgmt: string;
+    let configPath: string;
 
     before(async () => {
       be = await startBackend((_req, res) => json(res, { ok: true }));
@@ -46,6 +49,7 @@ for (const workers of [1, 2]) {
           { endpoint: '/down', backend: [{ host: ['http://127.0.0.1:1'], url_pattern: '/d' }] },
         ],
       });
+      configPath = file;
       gw = await startCli(['run', '-c', file, '-p', '0', '--management-port', '0', '--workers', String(workers), '--cache-dir', cache()], { PORTICO_WORKERS: String(workers) });
       base = `http://127.0.0.1:${gw.port}`;
       mgmt = `http://127.0.0.1:${managementPort(gw)}`;
@@ -85,6 +89,19 @@ for (const workers of [1, 2]) {
       assert.equal((h.json() as { config: { version: number } }).config.version, 1);
       assert.equal((await get(mgmt, '/__ready')).status, 200);
       assert.equal((await get(mgmt, '/items/1')).status, 404, 'the management port serves no traffic');
+    });
+
+    it('reports the config age and counts a rejected reload', async () => {
+      const before = await get(mgmt, '/metrics');
+      assert.ok((sample(before.body, 'portico_config_seconds_since_applied') ?? -1) >= 0);
+      writeFileSync(configPath, '{"version": 3, "endpoints": [');
+      gw.child.kill('SIGHUP');
+      // The reload is refused; /__health shows it once processed.
+      for (let i = 0; i < 200 && (await get(mgmt, '/__health')).json().rejected === null; i++) await sleep(10);
+      const after = await get(mgmt, '/metrics');
+      assert.equal(sample(after.body, 'portico_config_rejected_total', { source: 'file' }), 1);
+      assert.equal(sample(after.body, 'portico_config_info', { version: '1', source: 'file' }), 1, 'the running config still serves');
+      assert.equal((await get(base, '/items/1')).status, 200);
     });
   });
 }
