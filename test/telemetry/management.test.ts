@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
@@ -105,3 +106,48 @@ for (const workers of [1, 2]) {
     });
   });
 }
+
+describe('management listener under load (--workers 2)', () => {
+  let be: TestBackend;
+  let gw: Running;
+  let base: string;
+  let mgmt: string;
+  const held: ServerResponse[] = [];
+
+  before(async () => {
+    // A backend that holds every answer until the test lets go.
+    be = await startBackend((_req, res) => void held.push(res));
+    const { file, cache } = writeConfigFile({
+      version: 3,
+      timeout: '30s',
+      host: [be.url],
+      extra_config: { router: { disable_access_log: true } },
+      endpoints: [{ endpoint: '/slow', backend: [{ url_pattern: '/slow' }] }],
+    });
+    gw = await startCli(['run', '-c', file, '-p', '0', '--management-port', '0', '--workers', '2', '--cache-dir', cache()], { PORTICO_WORKERS: '2' });
+    base = `http://127.0.0.1:${gw.port}`;
+    mgmt = `http://127.0.0.1:${managementPort(gw)}`;
+  });
+
+  after(async () => {
+    for (const res of held) res.destroy();
+    gw.child.kill('SIGTERM');
+    await gw.exited;
+    await be.close();
+  });
+
+  it('keeps answering while every worker holds hundreds of requests, and counts them in flight', async () => {
+    const N = 300;
+    const pending = Array.from({ length: N }, () => get(base, '/slow').catch(() => undefined));
+    // Wait until the backend holds them all (each reached a worker and went upstream).
+    for (let i = 0; i < 500 && held.length < N; i++) await sleep(10);
+    assert.equal(held.length, N);
+    const started = performance.now();
+    const r = await get(mgmt, '/metrics');
+    assert.equal(r.status, 200);
+    assert.ok(performance.now() - started < 2000, 'answered promptly');
+    assert.equal(sample(r.body, 'portico_requests_in_flight'), N, 'summed over both workers');
+    for (const res of held.splice(0)) json(res, { ok: true });
+    await Promise.all(pending);
+  });
+});
