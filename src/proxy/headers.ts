@@ -3,6 +3,7 @@
 // User-Agent follow KrakenD's rules; headers policies add (req.upstreamHeaders)
 // always go.
 
+import { randomUUID } from 'node:crypto';
 import type { ProxyRequest } from './types.ts';
 
 export type OutgoingHeaders = Record<string, string | string[]>;
@@ -44,7 +45,7 @@ export function compileHeaderForwarder(
       const b = new Set(lower(backendList!));
       names = lower(endpointList).filter((n) => b.has(n));
     }
-    names = [...new Set(names)].filter((n) => !isHopByHop(n) && n !== 'x-forwarded-for' && n !== 'x-forwarded-host');
+    names = [...new Set(names)].filter((n) => !isHopByHop(n) && n !== 'x-forwarded-for' && n !== 'x-forwarded-host' && n !== 'x-request-id');
   }
   const list = names;
   const uaForwarded = list === undefined || list.includes('user-agent');
@@ -66,6 +67,7 @@ export function compileHeaderForwarder(
     }
     out['x-forwarded-for'] = req.forwardedFor;
     out['x-forwarded-host'] = req.host;
+    out['x-request-id'] = req.requestId;
     if (uaForwarded && out['user-agent'] !== undefined) out['x-forwarded-via'] = userAgent;
     else out['user-agent'] = userAgent;
     // Set by policies (claims, roles, OAuth2 tokens): they replace whatever the client sent.
@@ -88,4 +90,12 @@ export function canonicalHeaderKey(name: string): string {
     upper = ch === '-';
   }
   return out;
+}
+
+/** A request id a client may choose: short, and only characters safe in headers and logs. */
+const USABLE_REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
+
+/** The client's X-Request-Id when usable, else a fresh UUID. */
+export function requestIdOf(sent: string | string[] | undefined): string {
+  return typeof sent === 'string' && USABLE_REQUEST_ID.test(sent) ? sent : randomUUID();
 }

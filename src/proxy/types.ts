@@ -23,6 +23,8 @@ export interface ProxyRequest {
   forwardedFor: string;
   /** The Host the client asked for. */
   host: string;
+  /** X-Request-Id: the client's when it sent a usable one, else generated; sent to backends, answered and logged. */
+  requestId: string;
   /** The socket's remote address (see CompileContext.clientIp for the client IP). */
   peer: string;
   /** The client connection is TLS. */

@@ -8,6 +8,7 @@ import type { EarlyAnswer, Guard } from '../namespaces/namespace.ts';
 import type { CompiledEndpoint, Plan } from '../plan/plan.ts';
 import { Deadline, type CancelSignal } from '../proxy/abort.ts';
 import { asGatewayError, GatewayError, PolicyError, timeoutError } from '../proxy/errors.ts';
+import { requestIdOf } from '../proxy/headers.ts';
 import { movedPermanentlyHtml } from '../proxy/redirect.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { log, throttledLog } from '../telemetry/log.ts';
@@ -104,6 +105,7 @@ function newRequest(plan: Plan, req: IncomingMessage, path: string, rawQuery: st
     body: undefined,
     forwardedFor: plan.addressing.forwardedFor(peer, req.headers),
     host: req.headers.host ?? '',
+    requestId: requestIdOf(req.headers['x-request-id']),
     peer,
     secure: (req.socket as TLSSocket).encrypted === true,
     signal,
@@ -164,7 +166,7 @@ function refused(req: IncomingMessage, res: ServerResponse, preq: ProxyRequest, 
   applyPolicyHeaders(res, preq);
   closeIfUnread(req, res);
   const e = asGatewayError(err);
-  const fields = { code: e.code, status: e.status, path: preq.path, ...(ep ? { endpoint: ep.config.endpoint } : {}), ...(e instanceof PolicyError ? { namespace: e.namespace } : {}) };
+  const fields = { code: e.code, status: e.status, path: preq.path, request_id: preq.requestId, ...(ep ? { endpoint: ep.config.endpoint } : {}), ...(e instanceof PolicyError ? { namespace: e.namespace } : {}) };
   // A policy refusing a client is not a gateway failure, whatever its status: info, and throttled.
   // One flooding code never hides the refusals of another: the budget is per code.
   if (e instanceof PolicyError) {
@@ -236,6 +238,7 @@ async function serveEndpoint(
   res.on('close', onResponseClose);
   preq.params = params;
   preq.signal = d;
+  res.setHeader('x-request-id', preq.requestId);
   try {
     if (ep.guard) {
       // Endpoint policies run before the body is read: a refused request costs no body read and no backend call.
@@ -246,14 +249,14 @@ async function serveEndpoint(
     }
     if (hasBody(req)) preq.body = await readRequestBody(req, plan.config.maxBodyBytes);
     const result = await ep.proxy(preq);
-    if (result.errors) logErrors(ep, result.errors);
+    if (result.errors) logErrors(ep, result.errors, preq.requestId);
     sendResult(res, ep, result, req.headers.accept);
   } catch (err) {
     const e = asGatewayError(err);
     if (e.status === 413) res.setHeader('connection', 'close');
     if (e instanceof PolicyError) return refused(req, res, preq, ep, e);
     applyPolicyHeaders(res, preq);
-    if (e.status >= 500) log('error', e.message, { endpoint: ep.config.endpoint, code: e.code });
+    if (e.status >= 500) log('error', e.message, { endpoint: ep.config.endpoint, code: e.code, request_id: preq.requestId });
     sendError(res, e, ep.returnErrorMsg || e.status === 413);
   } finally {
     d.dispose();
@@ -268,12 +271,13 @@ function logAccess(plan: Plan, req: IncomingMessage, res: ServerResponse): void 
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const client = plan.addressing.clientIp(req.socket.remoteAddress ?? '', req.headers);
-    log.record(req.method ?? '', q < 0 ? url : url.slice(0, q), res.statusCode, started, client);
+    const id = res.getHeader('x-request-id');
+    log.record(req.method ?? '', q < 0 ? url : url.slice(0, q), res.statusCode, started, client, typeof id === 'string' ? id : undefined);
   });
 }
 
-function logErrors(ep: CompiledEndpoint, errors: Error[]): void {
-  for (const e of errors) log('warn', e.message, { endpoint: ep.config.endpoint, partial: true, code: e instanceof GatewayError ? e.code : undefined });
+function logErrors(ep: CompiledEndpoint, errors: Error[], requestId: string): void {
+  for (const e of errors) log('warn', e.message, { endpoint: ep.config.endpoint, partial: true, code: e instanceof GatewayError ? e.code : undefined, request_id: requestId });
 }
 
 async function withBody(req: IncomingMessage, res: ServerResponse, limit: number, then: (body: Buffer | undefined) => void): Promise<void> {

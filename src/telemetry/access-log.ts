@@ -5,7 +5,8 @@
 const PIPE_BUF = 4096;
 
 export interface AccessLog {
-  record(method: string, path: string, status: number, startedAt: number, client: string): void;
+  /** `requestId`: the X-Request-Id of a request that reached an endpoint. */
+  record(method: string, path: string, status: number, startedAt: number, client: string, requestId?: string): void;
 }
 
 export function createAccessLog(opts: { disabled: boolean; skipPaths: string[]; out?: NodeJS.WritableStream }): AccessLog | undefined {
@@ -37,10 +38,12 @@ export function createAccessLog(opts: { disabled: boolean; skipPaths: string[]; 
     if (chunk !== '') out.write(chunk);
   };
   return {
-    record(method, path, status, startedAt, client) {
+    record(method, path, status, startedAt, client, requestId) {
       if (skip.has(path)) return;
       const ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
-      pending.push(`{"level":"info","time":"${new Date().toISOString()}","msg":"access","method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${status},"duration_ms":${ms},"client":${JSON.stringify(client)}}\n`);
+      // A request id is either the client's (checked: only [A-Za-z0-9._:+=/-]) or a UUID: no escaping needed.
+      const id = requestId === undefined ? '' : `,"request_id":"${requestId}"`;
+      pending.push(`{"level":"info","time":"${new Date().toISOString()}","msg":"access","method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${status},"duration_ms":${ms},"client":${JSON.stringify(client)}${id}}\n`);
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
-import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { accessLines, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { get, request } from '../helpers/http.ts';
 import { VERSION } from '../../src/version.ts';
 
@@ -62,6 +62,25 @@ describe('requests to backends', () => {
     assert.equal(r.headers['user-agent'], `Portico Version ${VERSION}`);
     assert.equal(r.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(r.headers['x-forwarded-host'], `127.0.0.1:${gw.port}`);
+  });
+
+  it('X-Request-Id: the client\'s when usable, else a UUID; sent to the backend, answered and in the access log', async () => {
+    accessLines.length = 0;
+    const generated = await get(gw.url, '/default/1');
+    const id = String(generated.headers['x-request-id']);
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(last().headers['x-request-id'], id, 'the backend got the same id');
+    const kept = await get(gw.url, '/default/2', { 'x-request-id': 'trace-42.a:b' });
+    assert.equal(kept.headers['x-request-id'], 'trace-42.a:b');
+    assert.equal(last().headers['x-request-id'], 'trace-42.a:b');
+    for (const bad of ['has space', 'x'.repeat(200), '"quoted"', 'a\u00e9']) {
+      const r = await get(gw.url, '/default/3', { 'x-request-id': bad });
+      assert.notEqual(r.headers['x-request-id'], bad, `${JSON.stringify(bad).slice(0, 20)} is replaced`);
+      assert.equal(last().headers['x-request-id'], r.headers['x-request-id']);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    const logged = accessLines.map((l) => JSON.parse(l) as { path: string; request_id?: string });
+    assert.ok(logged.some((l) => l.path === '/default/1' && l.request_id === id), 'the access log carries the id');
   });
 
   it('forwards listed headers, never hop-by-hop ones, and keeps a forwarded User-Agent', async () => {
