@@ -19,7 +19,6 @@
 // client-credentials grant with these bounds without bringing a whole OAuth
 // client along.
 
-import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
@@ -29,6 +28,7 @@ import { GatewayError } from '../proxy/errors.ts';
 import { HTTP_TOKEN, isHopByHop } from '../proxy/headers.ts';
 import type { Proxy, ProxyRequest } from '../proxy/types.ts';
 import { USER_AGENT } from '../version.ts';
+import { sha256Hex } from './credentials.ts';
 import type { Namespace } from './namespace.ts';
 import { stateKey } from './state.ts';
 
@@ -126,7 +126,7 @@ export const authClientCredentials: Namespace<ClientCredentialsOptions> = {
   compile(o, ctx) {
     if (o.disabled) return undefined;
     // The secret identifies the policy but must not appear in state keys (they are listed by tests and health).
-    const key = stateKey(NAME, 'token', { ...o, clientSecret: createHash('sha256').update(o.clientSecret).digest('hex') });
+    const key = stateKey(NAME, 'token', { ...o, clientSecret: sha256Hex(o.clientSecret) });
     const source = ctx.state.get(key, () => new TokenSource(o), (s) => s.close());
     const capMs = ctx.endpoint?.timeoutMs || DEFAULT_FETCH_CAP_MS;
     const header = o.headerName;

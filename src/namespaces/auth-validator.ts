@@ -40,6 +40,7 @@ import {
   type KeySource,
   type KeyStrategy,
 } from './jwk-source.ts';
+import { headerValue } from './credentials.ts';
 import type { Guard, Namespace } from './namespace.ts';
 import { stateKey } from './state.ts';
 
@@ -381,8 +382,7 @@ function extractToken(req: ProxyRequest, headerName: string, cookieKey: string):
 
 /** The token header's value without a "Bearer " prefix (any case), or undefined when absent. */
 function headerToken(req: ProxyRequest, headerName: string): string | undefined {
-  const h = req.headers[headerName];
-  const raw = Array.isArray(h) ? h[0] : h;
+  const raw = headerValue(req.headers[headerName]);
   if (raw === undefined) return undefined;
   return raw.length > 7 && raw.slice(0, 7).toLowerCase() === 'bearer ' ? raw.slice(7) : raw;
 }

@@ -1,7 +1,8 @@
-// Helpers shared by the credential namespaces (auth/api-keys, auth/basic) and
-// the control plane's tokens:
-// fixed-length digests compared in constant time, and reading credentials out
-// of request headers. Nothing here logs or formats a secret.
+// Helpers shared by the namespaces that handle secrets (API keys, basic auth,
+// JWT, OAuth2 client secrets, Redis passwords) and the control plane's tokens:
+// digests (also as state keys that must not hold a secret), constant-time
+// comparison, and reading credentials out of request headers. Nothing here
+// logs or formats a secret.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 

@@ -30,6 +30,7 @@ import { formatPath, type JsonPath } from '../config/json-path.ts';
 import type { CancelSignal } from '../proxy/abort.ts';
 import { log } from '../telemetry/log.ts';
 import { USER_AGENT } from '../version.ts';
+import { sha256Hex } from './credentials.ts';
 import { stateKey, type StateScope } from './state.ts';
 
 /** A JWK set over this size is refused (the biggest public ones are a few KiB). */
@@ -520,7 +521,7 @@ function connectOptions(o: JwkSourceOptions, caPem: string | undefined): Record<
 function spkiSha256(der: Buffer): string {
   try {
     const spki = new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' });
-    return createHash('sha256').update(spki).digest('hex');
+    return sha256Hex(spki);
   } catch {
     return '';
   }
@@ -658,7 +659,7 @@ export function keySourceFor(
   const key = stateKey('auth/jwk-source', {
     url: o.url,
     allowHttp: o.allowHttp,
-    ca: caPem === undefined ? null : createHash('sha256').update(caPem).digest('hex'),
+    ca: caPem === undefined ? null : sha256Hex(caPem),
     ciphers: o.ciphers ?? null,
     fingerprints: o.fingerprints ?? null,
     maxAgeMs: o.maxAgeMs,

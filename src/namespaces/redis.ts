@@ -15,13 +15,13 @@
 // checked and reported as having no effect. `clusters` and `tls` are refused
 // ("not supported by this version").
 
-import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
 import { log } from '../telemetry/log.ts';
+import { sha256Hex } from './credentials.ts';
 import type { Namespace } from './namespace.ts';
 import { stateKey, type StateScope } from './state.ts';
 
@@ -159,7 +159,7 @@ export function findPool(options: RedisOptions | undefined, name: string): Redis
 
 /** The shared client of `pool` for this process (created on first use, disconnected when no plan holds it). */
 export function redisClient(state: StateScope, pool: RedisPoolOptions): Redis {
-  const digest = pool.password === undefined ? undefined : createHash('sha256').update(pool.password).digest('hex');
+  const digest = pool.password === undefined ? undefined : sha256Hex(pool.password);
   const key = stateKey(NAME, 'client', { ...pool, password: digest });
   return state.get(key, () => createClient(pool), (client) => client.disconnect());
 }

@@ -195,21 +195,19 @@ function applyPolicyHeaders(res: ServerResponse, preq: HeaderTracked): void {
 
 const kStarted = Symbol('portico.started');
 const kEndpoint = Symbol('portico.endpoint');
-const kMethod = Symbol('portico.method');
-type MeasuredResponse = ServerResponse & { [kStarted]: number; [kEndpoint]: string; [kMethod]: string };
+type MeasuredResponse = ServerResponse & { [kStarted]: number; [kEndpoint]: string };
 
 /** Request metrics: counted in flight now, recorded when the response closes (one shared listener, no closure). */
 function countRequest(req: IncomingMessage, res: MeasuredResponse): void {
   res[kStarted] = performance.now();
   res[kEndpoint] = NO_ENDPOINT;
-  res[kMethod] = req.method ?? 'GET';
   requestsInFlight.inc();
   res.on('close', recordRequest);
 }
 
 function recordRequest(this: MeasuredResponse): void {
   requestsInFlight.dec();
-  const labels = { endpoint: this[kEndpoint], method: this[kMethod], status: String(this.statusCode) };
+  const labels = { endpoint: this[kEndpoint], method: this.req.method ?? 'GET', status: String(this.statusCode) };
   requestsTotal.inc(labels);
   requestDuration.observe(labels, (performance.now() - this[kStarted]) / 1000);
 }

@@ -38,12 +38,8 @@ function withoutPolicyHeaders(res: ServerResponse, headers: RawHeaders): RawHead
   const out: RawHeaders = [];
   for (let i = 0; i < headers.length; i += 2) {
     const name = (headers[i] as string).toLowerCase();
-    if (name !== 'vary' && res.hasHeader(name)) continue;
-    if (name === 'vary' && res.hasHeader(name)) {
-      res.appendHeader(name, headers[i + 1]);
-      continue;
-    }
-    out.push(headers[i], headers[i + 1]);
+    if (!res.hasHeader(name)) out.push(headers[i], headers[i + 1]);
+    else if (name === 'vary') res.appendHeader(name, headers[i + 1]);
   }
   return out;
 }
