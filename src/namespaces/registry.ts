@@ -42,12 +42,16 @@ import { router } from './router.ts';
 import { securityBotDetector } from './security-bot-detector.ts';
 import { securityCors } from './security-cors.ts';
 import { securityHttp } from './security-http.ts';
+import { telemetryMetrics } from './telemetry-metrics.ts';
+import { telemetryOpentelemetry } from './telemetry-opentelemetry.ts';
 
 export const NAMESPACES: readonly Namespace[] = [
   router,
   porticoServer,
   proxy,
   backendHttp,
+  telemetryOpentelemetry,
+  telemetryMetrics,
   securityHttp,
   securityCors,
   securityBotDetector,

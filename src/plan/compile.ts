@@ -2,7 +2,9 @@ import type { BackendConfig, EndpointConfig, ServiceConfig } from '../config/typ
 import { optionsOf, type CompileContext, type Namespace, type NamespaceScope } from '../namespaces/namespace.ts';
 import { namespaceNamed } from '../namespaces/registry.ts';
 import { compileStack } from '../namespaces/stack.ts';
-import { PolicyState, type StateScope } from '../namespaces/state.ts';
+import { PolicyState, stateKey, type StateScope } from '../namespaces/state.ts';
+import { telemetryMetrics } from '../namespaces/telemetry-metrics.ts';
+import { telemetryOpentelemetry } from '../namespaces/telemetry-opentelemetry.ts';
 import { compileEndpointProxy } from '../proxy/endpoint.ts';
 import { splitHost } from '../proxy/backend.ts';
 import type { Proxy, ProxyRequest } from '../proxy/types.ts';
@@ -12,6 +14,7 @@ import { Router } from '../server/router.ts';
 import { createAccessLog } from '../telemetry/access-log.ts';
 import { compileRenderer } from '../transform/encode.ts';
 import { meteredBackend } from '../telemetry/backend-metrics.ts';
+import { Tracing } from '../telemetry/tracing.ts';
 import { USER_AGENT } from '../version.ts';
 import type { CompiledEndpoint, Plan, PlanUsage } from './plan.ts';
 
@@ -69,10 +72,18 @@ function build(
 
   const moduleOf = opts.namespaces ?? namespaceNamed;
   const service = compileStack(config.namespaces, context('service'), moduleOf);
+  const otel = optionsOf(config.namespaces, telemetryOpentelemetry);
+  const metrics = optionsOf(config.namespaces, telemetryMetrics);
+  const requestMetrics = (otel?.requestMetrics ?? true) && (metrics?.requestMetrics ?? true);
+  const backendMetrics = (otel?.backendMetrics ?? true) && (metrics?.backendMetrics ?? true);
+  // One exporter per distinct tracing configuration, kept across reloads that leave it unchanged.
+  const t = otel?.tracing;
+  const tracing = t === undefined || opts.checkOnly ? undefined : scope.get(stateKey(telemetryOpentelemetry.name, 'tracing', t), () => new Tracing(t), (x) => x.close());
   const wrapBackend = (ep: EndpointConfig, b: BackendConfig, call: Proxy): Proxy => {
-    const wrapped = b.namespaces.length === 0 ? call : (compileStack(b.namespaces, context('backend', ep, b), moduleOf).middleware?.(call) ?? call);
-    // Outermost: the metrics see what the endpoint sees (an open breaker, a limited call).
-    return meteredBackend(wrapped, ep.endpoint, b.urlPattern);
+    let wrapped = b.namespaces.length === 0 ? call : (compileStack(b.namespaces, context('backend', ep, b), moduleOf).middleware?.(call) ?? call);
+    // Outermost: the metrics and the span see what the endpoint sees (an open breaker, a limited call).
+    if (backendMetrics) wrapped = meteredBackend(wrapped, ep.endpoint, b.urlPattern);
+    return tracing === undefined ? wrapped : tracing.backend(wrapped, ep.endpoint, b.method, b.urlPattern);
   };
   const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend };
   const router = new Router<CompiledEndpoint>({
@@ -104,6 +115,8 @@ function build(
     addressing,
     upstream,
     usage,
+    requestMetrics,
+    tracing,
     accessLog: createAccessLog({ disabled: config.router.disableAccessLog, skipPaths: config.router.loggerSkipPaths, out: opts.accessLogOut }),
     async close(graceMs = 30_000) {
       if (usage.active > 0) {

@@ -8,6 +8,7 @@ import type { Guard } from '../namespaces/namespace.ts';
 import type { Proxy } from '../proxy/types.ts';
 import type { ClientAddressing } from '../server/client-ip.ts';
 import type { AccessLog } from '../telemetry/access-log.ts';
+import type { Tracing } from '../telemetry/tracing.ts';
 import type { Router } from '../server/router.ts';
 
 export interface CompiledEndpoint {
@@ -36,6 +37,10 @@ export interface Plan {
   readonly usage: PlanUsage;
   /** Undefined when router.disable_access_log is set. */
   readonly accessLog: AccessLog | undefined;
+  /** Request metrics (counts, latency, in flight) are collected; telemetry/metrics or telemetry/opentelemetry may turn them off. */
+  readonly requestMetrics: boolean;
+  /** Spans per request and backend call (telemetry/opentelemetry with an OTLP exporter); undefined when off. */
+  readonly tracing: Tracing | undefined;
   /** Release this plan's upstream pools once no request runs on it (bounded by `graceMs`). */
   close(graceMs?: number): Promise<void>;
 }

@@ -45,6 +45,8 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     const query = filterQuery(req.rawQuery);
     const path = host.basePath + (query === '' ? template.render(req) : template.render(req) + separator + query);
     const options = { origin, path, method, headers: forwardHeaders(req), body: req.body };
+    const traced = req.callTrace;
+    if (traced !== undefined) traced.url = origin + path;
 
     if (noop) {
       let pt: Passthrough;
@@ -65,6 +67,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
       throw upstreamError(req, err, origin + path);
     }
 
+    if (traced !== undefined) traced.status = res.status;
     if (!SUCCESS.has(res.status)) {
       const contentType = res.headers['content-type'] as string | undefined;
       const text = raw.toString('utf8');

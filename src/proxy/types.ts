@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { CallTrace, RequestTrace } from '../telemetry/tracing.ts';
 import type { CancelSignal } from './abort.ts';
 
 /** A decoded backend body, or the merged body of an endpoint. */
@@ -39,6 +40,10 @@ export interface ProxyRequest {
   signal: CancelSignal;
   /** Values from earlier sequential backends and other placeholders, by placeholder name. */
   extraParams?: Record<string, string>;
+  /** The request's trace context, when tracing is on and the path is traced. */
+  trace?: RequestTrace;
+  /** Set on a backend call's own copy of the request when its call is traced: what the call reports to its span. */
+  callTrace?: CallTrace;
 }
 
 /** What a pipeline stage answers. Failures are thrown as GatewayError. */

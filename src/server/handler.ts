@@ -13,6 +13,7 @@ import { movedPermanentlyHtml } from '../proxy/redirect.ts';
 import type { ProxyRequest } from '../proxy/types.ts';
 import { log, throttledLog } from '../telemetry/log.ts';
 import { NO_ENDPOINT, policyRejections, requestDuration, requestsInFlight, requestsTotal } from '../telemetry/metrics.ts';
+import type { RequestTrace } from '../telemetry/tracing.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
 import { hasBody, readRequestBody } from './request-body.ts';
 import { sendError, sendJson, sendResult, sendText } from './respond.ts';
@@ -34,22 +35,31 @@ export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const plan = holder.plan;
     if (plan.accessLog) logAccess(plan, req, res);
-    countRequest(req, res as MeasuredResponse);
+    if (plan.requestMetrics) countRequest(req, res as MeasuredResponse);
     const refusal = refuse(req);
     if (refusal) return badRequest(res, refusal);
 
     const target = parseTarget(req.url ?? '/', req.headers.host, plan.config.router.removeExtraSlash);
     if (!target.ok) return badRequest(res, target.message, target.status);
-    if (plan.guard === undefined) return route(plan, opts, req, res, target, undefined);
+    const trace = plan.tracing?.startRequest(req, res, target.path);
+    if (plan.guard === undefined) return route(plan, opts, req, res, target, undefined, trace);
     // Service-level policies run for every request, before routing (as KrakenD's global middlewares do).
-    const preq = newRequest(plan, req, target.path, target.rawQuery, NEVER);
-    guarded(plan.guard, preq, req, res, undefined, () => route(plan, opts, req, res, target, preq));
+    const preq = newRequest(plan, req, target.path, target.rawQuery, NEVER, trace);
+    guarded(plan.guard, preq, req, res, undefined, () => route(plan, opts, req, res, target, preq, trace));
   };
 }
 
 type RoutedTarget = Extract<Target, { ok: true }>;
 
-function route(plan: Plan, opts: HandlerOptions, req: IncomingMessage, res: ServerResponse, target: RoutedTarget, preq: ProxyRequest | undefined): void {
+function route(
+  plan: Plan,
+  opts: HandlerOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: RoutedTarget,
+  preq: ProxyRequest | undefined,
+  trace: RequestTrace | undefined,
+): void {
   const cfg = plan.config;
   const { path, rawQuery } = target;
   const method = req.method ?? 'GET';
@@ -70,7 +80,7 @@ function route(plan: Plan, opts: HandlerOptions, req: IncomingMessage, res: Serv
   const found = plan.router.find(method, target.segments, target.rawSegments);
   switch (found.kind) {
     case 'found':
-      return void serveEndpoint(plan, found.value, found.params, req, res, preq ?? newRequest(plan, req, path, rawQuery, NEVER));
+      return void serveEndpoint(plan, found.value, found.params, req, res, preq ?? newRequest(plan, req, path, rawQuery, NEVER, trace));
     case 'redirect': {
       const location = found.path + (rawQuery ? '?' + rawQuery : '');
       const status = method === 'GET' ? 301 : 307;
@@ -93,7 +103,7 @@ function route(plan: Plan, opts: HandlerOptions, req: IncomingMessage, res: Serv
 /** The signal of a request before it reaches an endpoint (service-level guards): nothing aborts it. */
 const NEVER: CancelSignal = { aborted: false, reason: undefined, onAbort() {}, offAbort() {} };
 
-function newRequest(plan: Plan, req: IncomingMessage, path: string, rawQuery: string, signal: CancelSignal): ProxyRequest {
+function newRequest(plan: Plan, req: IncomingMessage, path: string, rawQuery: string, signal: CancelSignal, trace: RequestTrace | undefined): ProxyRequest {
   const peer = req.socket.remoteAddress ?? '';
   return {
     method: req.method ?? 'GET',
@@ -113,6 +123,7 @@ function newRequest(plan: Plan, req: IncomingMessage, path: string, rawQuery: st
     claims: undefined,
     responseHeaders: undefined,
     upstreamHeaders: undefined,
+    trace,
   };
 }
 
@@ -231,6 +242,7 @@ async function serveEndpoint(
   const usage = plan.usage;
   usage.active++;
   (res as MeasuredResponse)[kEndpoint] = ep.config.endpoint;
+  if (preq.trace !== undefined) plan.tracing!.routed(preq.trace, preq.method, ep.config.endpoint, preq.requestId);
   const d = new Deadline(undefined, ep.timeoutMs, timeoutError);
   res[kDeadline] = d;
   res.on('close', onResponseClose);

@@ -51,10 +51,10 @@ describe('fail closed on unsupported namespaces', () => {
   });
 
   it('observing namespaces are warnings; unknown ones are warnings with a hint', () => {
-    const result = load(service({ extra_config: { 'telemetry/opentelemetry': {}, 'documentation/openapi': {}, routr: {} } }));
+    const result = load(service({ extra_config: { 'telemetry/newrelic': {}, 'documentation/openapi': {}, routr: {} } }));
     assert.deepEqual(result.errors, []);
     assert.ok(result.config);
-    assert.match(issueAt(result.warnings, '$.extra_config["telemetry/opentelemetry"]').found, /not supported by this version: ignored/);
+    assert.match(issueAt(result.warnings, '$.extra_config["telemetry/newrelic"]').found, /not supported by this version: ignored/);
     assert.match(issueAt(result.warnings, '$.extra_config["documentation/openapi"]').found, /not supported by this version: ignored/);
     assert.match(issueAt(result.warnings, '$.extra_config.routr').found, /unknown namespace "routr" \(did you mean "router"\?\)/);
   });

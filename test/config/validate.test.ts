@@ -294,7 +294,7 @@ test('tls: key files required unless disabled; versions; mTLS options', () => {
 
 test('unknown keys are warnings (errors with lint); so are namespaces that only observe', () => {
   const config = withBackend(
-    { url_patern: '/x', extra_config: { 'telemetry/opentelemetry': { anything: 1 }, 'backend/http': { return_error_cod: true } } },
+    { url_patern: '/x', extra_config: { 'telemetry/newrelic': { anything: 1 }, 'backend/http': { return_error_cod: true } } },
     { headers_to_pass: ['X'], extra_config: { 'documentation/openapi': { whatever: true } } },
   );
   const result = load({ ...config, timeut: '2s', extra_config: { 'telemetry/logging': { level: 'DEBUG' } } });
@@ -303,7 +303,7 @@ test('unknown keys are warnings (errors with lint); so are namespaces that only 
   assert.match(issueAt(result.warnings, `${E0}.headers_to_pass`).expected, /did you mean "input_headers"/);
   assert.match(issueAt(result.warnings, `${B0}.url_patern`).expected, /did you mean "url_pattern"/);
   issueAt(result.warnings, `${B0}.extra_config["backend/http"].return_error_cod`);
-  for (const ns of [`${B0}.extra_config["telemetry/opentelemetry"]`, `${E0}.extra_config["documentation/openapi"]`, '$.extra_config["telemetry/logging"]']) {
+  for (const ns of [`${B0}.extra_config["telemetry/newrelic"]`, `${E0}.extra_config["documentation/openapi"]`, '$.extra_config["telemetry/logging"]']) {
     assert.match(issueAt(result.warnings, ns).found, /not supported by this version: ignored/);
   }
   assert.equal(result.warnings.length, 7);
