@@ -5,6 +5,10 @@ import { ControlPlaneSource } from '../lifecycle/control-plane-source.ts';
 import { DataPlane, type OfferOutcome } from '../lifecycle/data-plane.ts';
 import { FileSource } from '../lifecycle/file-source.ts';
 import { defaultCacheDir, LastKnownGood } from '../lifecycle/last-known-good.ts';
+import type { Snapshot } from '../lifecycle/snapshot.ts';
+import { optionsOf } from '../namespaces/namespace.ts';
+import { telemetryMetrics } from '../namespaces/telemetry-metrics.ts';
+import { telemetryOpentelemetry } from '../namespaces/telemetry-opentelemetry.ts';
 import { log } from '../telemetry/log.ts';
 import { startManagement, type ManagementListener } from '../telemetry/management.ts';
 import { setLifecycleClock } from '../telemetry/metrics.ts';
@@ -25,7 +29,10 @@ export interface RunOptions {
   etcd?: { endpoints: string[]; key: string; nodeId: string };
   /** Processes serving traffic; 1 serves in this process, more fork workers sharing the port. */
   workers?: number;
-  /** The management listener's port (metrics, health, readiness on 127.0.0.1); none when undefined. */
+  /**
+   * The management listener's port (metrics, health, readiness, stats on 127.0.0.1). When undefined,
+   * the configuration's telemetry/metrics or telemetry/opentelemetry Prometheus exporter may name one.
+   */
   managementPort?: number;
   /** Called once listening (used by the quickstart and tests). */
   onListening?: (port: number) => void;
@@ -44,7 +51,10 @@ const FIRST_FETCH_MS = 3_000;
 export async function run(opts: RunOptions): Promise<number> {
   const file = opts.file === undefined ? undefined : resolve(opts.file);
   const remoteMode = opts.controlPlane !== undefined || opts.etcd !== undefined;
-  const plane = new DataPlane({
+  let management: ManagedListener | undefined;
+  const plane: DataPlane = new DataPlane({
+    // A failed move is logged by the listener; the data plane goes on.
+    onApplied: (s) => void management?.follow(s).catch(() => undefined),
     port: opts.port,
     debug: opts.debug,
     lastKnownGood: new LastKnownGood(opts.cacheDir ?? defaultCacheDir(), cacheName(opts)),
@@ -111,16 +121,16 @@ export async function run(opts: RunOptions): Promise<number> {
     await plane.shutdown(0);
     return 1;
   }
-  let management: ManagementListener | undefined;
-  if (opts.managementPort !== undefined) {
-    setLifecycleClock(plane.clock);
-    try {
-      management = await startManagement({ port: opts.managementPort, health: () => plane.health(), ready: () => plane.ready(), cluster: (opts.workers ?? 1) > 1 });
-    } catch (err) {
-      process.stderr.write(`portico: cannot start the management listener: ${(err as Error).message}\n`);
-      await plane.shutdown(0);
-      return 1;
-    }
+  setLifecycleClock(plane.clock);
+  management = new ManagedListener(opts.managementPort, (address) =>
+    startManagement({ ...address, health: () => plane.health(), ready: () => plane.ready(), workers: plane.workers }),
+  );
+  try {
+    await management.follow(plane.current!);
+  } catch (err) {
+    process.stderr.write(`portico: cannot start the management listener: ${(err as Error).message}\n`);
+    await plane.shutdown(0);
+    return 1;
   }
   const s = plane.current!;
   log('info', 'listening', { port, workers: opts.workers ?? 1, version: s.version, hash: s.hash, source: s.source, endpoints: s.config.endpoints.length, portico: VERSION });
@@ -143,7 +153,7 @@ export async function run(opts: RunOptions): Promise<number> {
       log('info', 'shutting down', { signal });
       fileSource?.stop();
       process.off('SIGHUP', onHup);
-      Promise.all([remote?.stop(), plane.shutdown(10_000), management?.close()]).then(
+      Promise.all([remote?.stop(), plane.shutdown(10_000), management?.stop()]).then(
         () => resolveExit(0),
         (err) => {
           log('error', 'shutdown failed', { error: String(err) });
@@ -154,6 +164,64 @@ export async function run(opts: RunOptions): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+interface ManagementAddress {
+  host: string;
+  port: number;
+}
+
+/** Where the configuration asks for the management listener (a Prometheus exporter's port, telemetry/metrics' listen_address). */
+function configuredManagement(s: Snapshot): ManagementAddress | undefined {
+  const ns = s.config.namespaces;
+  const a = optionsOf(ns, telemetryOpentelemetry)?.management ?? optionsOf(ns, telemetryMetrics)?.management;
+  // Loopback unless an address is named: metrics and stats are for operators.
+  return a === undefined ? undefined : { host: a.host ?? '127.0.0.1', port: a.port };
+}
+
+/**
+ * The management listener, following the configuration: --management-port
+ * wins; otherwise each applied configuration may move it (a new address is
+ * bound before the old one closes; one that cannot be bound leaves the old
+ * one serving) or stop it. Moves are made one at a time.
+ */
+class ManagedListener {
+  readonly #fixed: number | undefined;
+  readonly #start: (a: ManagementAddress) => Promise<ManagementListener>;
+  #current: { address: ManagementAddress; listener: ManagementListener } | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(fixedPort: number | undefined, start: (a: ManagementAddress) => Promise<ManagementListener>) {
+    this.#fixed = fixedPort;
+    this.#start = start;
+  }
+
+  /** Move to where `s` asks; the first call (start-up) rejects when the address cannot be bound. */
+  follow(s: Snapshot): Promise<void> {
+    const first = this.#current === undefined;
+    const want = this.#fixed !== undefined ? { host: '127.0.0.1', port: this.#fixed } : configuredManagement(s);
+    const move = this.#queue.then(() => this.#move(want));
+    this.#queue = move.catch((err: Error) => {
+      if (!first) log('error', 'the management listener cannot move; it stays where it is', { error: err.message, host: want?.host, port: want?.port });
+    });
+    return move;
+  }
+
+  async #move(want: ManagementAddress | undefined): Promise<void> {
+    const cur = this.#current;
+    if (this.#stopped || (cur && want && cur.address.host === want.host && (cur.address.port === want.port || want.port === 0))) return;
+    if (!cur && !want) return;
+    const next = want ? await this.#start(want) : undefined;
+    this.#current = next && want ? { address: want, listener: next } : undefined;
+    await cur?.listener.close();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#queue;
+    await this.#current?.listener.close();
+  }
 }
 
 /** etcd's client (gRPC, protobuf) costs ~35 MB of memory: loaded only in etcd mode. */

@@ -8,12 +8,15 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { log } from '../telemetry/log.ts';
+import type { WorkerReport } from '../telemetry/stats.ts';
 import type { Serving, ServingHooks } from './serving.ts';
 import type { Snapshot } from './snapshot.ts';
 import type { FromWorker, ToWorker } from './worker-protocol.ts';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 const REPLY_TIMEOUT_MS = 30_000;
+/** A worker that cannot say how it is within this time is reported not alive (its event loop is stuck). */
+const REPORT_TIMEOUT_MS = 1_000;
 
 /**
  * Worker environment: two malloc arenas instead of one per thread (~10 MB less
@@ -36,6 +39,9 @@ export class ClusterServing implements Serving {
   readonly #opts: ClusterServingOptions;
   readonly #hooks: ServingHooks;
   readonly #live = new Set<Worker>();
+  /** Worker by slot (0..workers-1): a replacement takes its predecessor's slot, so reports stay one per slot. */
+  readonly #slots: (Worker | undefined)[] = [];
+  #reportIds = 0;
   #current: Snapshot | undefined;
   /** The newest snapshot handed out (set before workers confirm it): replacements start from it. */
   #target: Snapshot | undefined;
@@ -56,7 +62,7 @@ export class ClusterServing implements Serving {
   async apply(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
     this.#target = next;
     if (this.#live.size === 0) {
-      await Promise.all(Array.from({ length: this.#opts.workers }, () => this.#spawn(next)));
+      await Promise.all(Array.from({ length: this.#opts.workers }, (_, slot) => this.#spawn(next, slot)));
     } else {
       const results = await Promise.allSettled([...this.#live].map((w) => this.#apply(w, next, previous)));
       const failed = results.filter((r) => r.status === 'rejected');
@@ -107,16 +113,34 @@ export class ClusterServing implements Serving {
     );
   }
 
-  /** Fork a worker, give it `snapshot`, and (once the fleet listens) make it listen too. */
-  async #spawn(snapshot: Snapshot): Promise<Worker> {
+  async workers(withMetrics: boolean): Promise<WorkerReport[]> {
+    return Promise.all(
+      Array.from({ length: this.#opts.workers }, async (_, slot): Promise<WorkerReport> => {
+        const w = this.#slots[slot];
+        if (!w) return { slot, alive: false, error: 'not running (being replaced)' };
+        const id = ++this.#reportIds;
+        try {
+          const m = await this.#ask(w, { type: 'report', id, metrics: withMetrics }, 'report', REPORT_TIMEOUT_MS, (r) => r.type === 'report' && r.id === id);
+          return { slot, alive: true, ...(m as Extract<FromWorker, { type: 'report' }>).report };
+        } catch (err) {
+          return { slot, pid: w.process.pid, alive: false, error: (err as Error).message };
+        }
+      }),
+    );
+  }
+
+  /** Fork a worker into `slot`, give it `snapshot`, and (once the fleet listens) make it listen too. */
+  async #spawn(snapshot: Snapshot, slot: number): Promise<Worker> {
     const w = cluster.fork({ ...workerEnv(process.env), PORTICO_WORKER_DEBUG: this.#opts.debug ? '1' : '' });
     this.#live.add(w);
+    this.#slots[slot] = w;
     w.on('exit', (code, signal) => {
       this.#live.delete(w);
+      if (this.#slots[slot] === w) this.#slots[slot] = undefined;
       if (this.#stopping) return;
-      log('error', 'worker died; starting a replacement', { pid: w.process.pid, code, signal });
+      log('error', 'worker died; starting a replacement', { pid: w.process.pid, code, signal, slot });
       const latest = this.#target ?? this.#current;
-      if (latest) void this.#replace(latest);
+      if (latest) void this.#replace(latest, slot);
     });
     await this.#apply(w, snapshot, undefined);
     // A newer snapshot may have been handed out while this worker started.
@@ -127,15 +151,15 @@ export class ClusterServing implements Serving {
     return w;
   }
 
-  async #replace(snapshot: Snapshot): Promise<void> {
+  async #replace(snapshot: Snapshot, slot: number): Promise<void> {
     try {
-      const w = await this.#spawn(snapshot);
+      const w = await this.#spawn(snapshot, slot);
       log('info', 'worker replaced', { pid: w.process.pid, version: snapshot.version });
     } catch (err) {
       log('error', 'could not start a replacement worker; retrying', { error: String(err) });
       setTimeout(() => {
         const latest = this.#target ?? this.#current;
-        if (!this.#stopping && latest) void this.#replace(latest);
+        if (!this.#stopping && latest) void this.#replace(latest, slot);
       }, 1_000).unref();
     }
   }
@@ -145,11 +169,11 @@ export class ClusterServing implements Serving {
   }
 
   /** Send a request and wait for its answer (or the worker's error, exit or silence). */
-  #ask(w: Worker, msg: ToWorker, expect: FromWorker['type']): Promise<FromWorker> {
+  #ask(w: Worker, msg: ToWorker, expect: FromWorker['type'], timeoutMs = REPLY_TIMEOUT_MS, matches?: (m: FromWorker) => boolean): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`worker ${w.process.pid} did not answer "${msg.type}" in time`)), REPLY_TIMEOUT_MS);
+      const timer = setTimeout(() => done(new Error(`worker ${w.process.pid} did not answer "${msg.type}" in time`)), timeoutMs);
       const onMessage = (m: FromWorker) => {
-        if (m.type === expect) done(undefined, m);
+        if (m.type === expect && (matches === undefined || matches(m))) done(undefined, m);
         else if (m.type === 'failed' && m.request === msg.type) done(new Error(m.error));
       };
       const onExit = () => done(new Error(`worker ${w.process.pid} exited`));

@@ -10,6 +10,7 @@ import type { LoadResult, ServiceConfig } from '../config/types.ts';
 import type { Gateway } from '../server/server.ts';
 import { log } from '../telemetry/log.ts';
 import { configRejected, setConfigInfo } from '../telemetry/metrics.ts';
+import type { WorkerReport } from '../telemetry/stats.ts';
 import { VERSION } from '../version.ts';
 import { configHash } from './canonical.ts';
 import { embeddedDefault } from './default-config.ts';
@@ -36,6 +37,8 @@ export interface DataPlaneOptions {
   accessLogOut?: NodeJS.WritableStream;
   /** Where accepted snapshots are served; default: in this process. */
   serving?: (hooks: ServingHooks) => Serving;
+  /** Called after each snapshot starts serving (the management listener follows its address). */
+  onApplied?: (s: Snapshot) => void;
 }
 
 export type OfferOutcome =
@@ -178,6 +181,7 @@ export class DataPlane {
     const ms = performance.now() - started;
     log('info', 'config applied', { version, hash, source: c.source, endpoints: config.endpoints.length, ms: Math.round(ms * 10) / 10 });
     this.#serving.healthChanged?.();
+    this.#opts.onApplied?.(snapshot);
     if (c.source !== 'default' && c.source !== 'last-known-good') await this.#persist(snapshot);
     return { kind: 'applied', snapshot, ms };
   }
@@ -286,6 +290,12 @@ export class DataPlane {
 
   listen(): Promise<number> {
     return this.#serving.listen();
+  }
+
+  /** With --workers N, how every worker is; undefined when this process serves alone. */
+  get workers(): ((withMetrics: boolean) => Promise<WorkerReport[]>) | undefined {
+    const s = this.#serving;
+    return s.workers === undefined ? undefined : (withMetrics) => s.workers!(withMetrics);
   }
 
   shutdown(graceMs: number): Promise<void> {

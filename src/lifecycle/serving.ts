@@ -5,6 +5,7 @@
 
 import type { Gateway } from '../server/server.ts';
 import type { Snapshot } from './snapshot.ts';
+import type { WorkerReport } from '../telemetry/stats.ts';
 
 export interface Serving {
   /** Compile `next` and serve it; throws when it cannot be compiled (nothing changes then). */
@@ -15,6 +16,8 @@ export interface Serving {
   shutdown(graceMs: number): Promise<void>;
   /** The health document changed (cluster mode pushes it to workers). */
   healthChanged?(): void;
+  /** --workers N: ask every worker how it is (a worker that does not answer in time is not alive). */
+  workers?(withMetrics: boolean): Promise<WorkerReport[]>;
   /** The in-process gateway, when there is one (tests). */
   readonly gateway?: Gateway;
 }

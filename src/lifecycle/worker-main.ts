@@ -5,6 +5,7 @@
 import cluster from 'node:cluster';
 import { log } from '../telemetry/log.ts';
 import { answerClusterScrapes, collectProcessMetrics } from '../telemetry/metrics.ts';
+import { processReport } from '../telemetry/stats.ts';
 import { LocalServing } from './local-serving.ts';
 import type { FromWorker, ToWorker } from './worker-protocol.ts';
 
@@ -15,6 +16,8 @@ answerClusterScrapes();
 let health: Record<string, unknown> = {};
 let ready = false;
 let stopping = false;
+/** The configuration this worker serves. */
+let served: { version: number; hash: string } | undefined;
 const serving = new LocalServing(
   {
     health: () => ({ ...health, worker: { id: cluster.worker?.id ?? 0, pid: process.pid } }),
@@ -39,7 +42,10 @@ process.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'apply':
       serving.apply(m.snapshot, m.previous).then(
-        () => reply({ type: 'applied', version: m.snapshot.version }),
+        () => {
+          served = { version: m.snapshot.version, hash: m.snapshot.hash };
+          reply({ type: 'applied', version: m.snapshot.version });
+        },
         (err: Error) => reply({ type: 'failed', request: 'apply', error: err.message }),
       );
       return;
@@ -55,6 +61,9 @@ process.on('message', (m: ToWorker) => {
       return;
     case 'shutdown':
       void shutdown(m.graceMs);
+      return;
+    case 'report':
+      void processReport(served, m.metrics).then((report) => reply({ type: 'report', id: m.id, report }));
       return;
   }
 });

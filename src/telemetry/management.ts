@@ -1,5 +1,7 @@
-// The management listener (--management-port): metrics, health and readiness
-// on their own port, so operators can see a saturated or degraded data plane.
+// The management listener (--management-port, or the address a configuration's
+// telemetry/metrics or telemetry/opentelemetry Prometheus exporter names):
+// metrics, health, readiness and stats on their own port, so operators can see
+// a saturated or degraded data plane.
 // It shares nothing with the traffic listener but the process: with
 // --workers N it runs in the primary, which serves no traffic, and sums the
 // workers' metrics at each scrape.
@@ -8,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { log } from './log.ts';
 import { clusterMetrics, collectProcessMetrics, METRICS_CONTENT_TYPE, processMetrics } from './metrics.ts';
+import { processReport, statsDocument, sumMetrics, type WorkerReport } from './stats.ts';
 
 export interface ManagementOptions {
   port: number;
@@ -16,8 +19,8 @@ export interface ManagementOptions {
   /** The health document (as /__health on the traffic port). */
   health: () => Record<string, unknown>;
   ready: () => boolean;
-  /** --workers N: metrics are the sum over the worker processes. */
-  cluster: boolean;
+  /** --workers N: how every worker is (metrics, stats and health are then about the workers). */
+  workers?: (withMetrics: boolean) => Promise<WorkerReport[]>;
 }
 
 export interface ManagementListener {
@@ -56,9 +59,11 @@ async function serve(o: ManagementOptions, req: IncomingMessage, res: ServerResp
   try {
     switch (path) {
       case '/metrics':
-        return send(res, 200, METRICS_CONTENT_TYPE, o.cluster ? await clusterMetrics() : await processMetrics());
+        return send(res, 200, METRICS_CONTENT_TYPE, o.workers ? await clusterMetrics() : await processMetrics());
       case '/__health':
-        return send(res, 200, 'application/json; charset=utf-8', JSON.stringify({ status: 'ok', now: new Date().toISOString(), ...o.health() }));
+        return send(res, 200, 'application/json; charset=utf-8', JSON.stringify(await health(o)));
+      case '/__stats':
+        return send(res, 200, 'application/json; charset=utf-8', JSON.stringify(await stats(o)));
       case '/__ready': {
         const ready = o.ready();
         return send(res, ready ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify({ ready }));
@@ -70,6 +75,25 @@ async function serve(o: ManagementOptions, req: IncomingMessage, res: ServerResp
     log('warn', 'management request failed', { path, error: String(err) });
     send(res, 500, 'text/plain; charset=utf-8', 'metrics unavailable');
   }
+}
+
+/** The data plane's health; with workers, each one's pid, configuration and whether it answered (one that did not makes the status degraded). */
+async function health(o: ManagementOptions): Promise<Record<string, unknown>> {
+  const h = { status: 'ok', now: new Date().toISOString(), ...o.health() };
+  if (!o.workers) return h;
+  const workers = await o.workers(false);
+  return { ...h, status: workers.every((w) => w.alive) ? h.status : 'degraded', workers };
+}
+
+async function stats(o: ManagementOptions): Promise<Record<string, unknown>> {
+  const h = o.health();
+  const self = await processReport(undefined, !o.workers);
+  const { metrics, version: _v, hash: _h, ...primary } = self;
+  if (!o.workers) return statsDocument(metrics ?? [], { config: h.config ?? null, process: primary });
+  const reports = await o.workers(true);
+  const summed = await sumMetrics(reports.flatMap((r) => (r.metrics ? [r.metrics] : [])));
+  const workers = reports.map(({ metrics: _m, ...r }) => r);
+  return statsDocument(summed, { config: h.config ?? null, primary, workers });
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {

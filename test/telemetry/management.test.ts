@@ -9,25 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { get } from '../helpers/http.ts';
+import { managementPort, sample } from '../helpers/metrics.ts';
 import { startCli, writeConfigFile, type Running } from '../helpers/process.ts';
-
-function managementPort(run: Running): number {
-  const m = /"msg":"management listening".*?"port":(\d+)/.exec(run.output());
-  assert.ok(m, 'the management listener logged its port');
-  return Number(m[1]);
-}
-
-/** The value of one series in Prometheus text, or undefined. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
 
 for (const workers of [1, 2]) {
   describe(`management listener, --workers ${workers}`, () => {
