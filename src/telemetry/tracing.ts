@@ -61,7 +61,13 @@ export class Tracing {
     const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof ExporterModule;
     const { resourceFromAttributes } = require('@opentelemetry/resources') as typeof ResourcesModule;
     const core = require('@opentelemetry/core') as typeof CoreModule;
-    const attributes: Record<string, string> = { 'service.name': o.serviceName, 'telemetry.sdk.name': 'opentelemetry', 'telemetry.sdk.language': 'nodejs' };
+    const attributes: Record<string, string | number> = {
+      'service.name': o.serviceName,
+      // One process of an instance (a worker with --workers N).
+      'process.pid': process.pid,
+      'telemetry.sdk.name': 'opentelemetry',
+      'telemetry.sdk.language': 'nodejs',
+    };
     if (o.serviceVersion !== undefined) attributes['service.version'] = o.serviceVersion;
     if (o.deployEnv !== undefined) attributes['deployment.environment.name'] = o.deployEnv;
     this.#provider = new sdk.TracerProvider({

@@ -8,6 +8,7 @@ import { loadConfigText } from '../../src/config/load.ts';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { get } from '../helpers/http.ts';
+import { startCli, writeConfigFile } from '../helpers/process.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.ts';
 import { CLOSE_BOUND_MS } from '../../src/telemetry/tracing.ts';
 
@@ -258,6 +259,41 @@ describe('tracing options', () => {
       const started = performance.now();
       await gw.close();
       assert.ok(performance.now() - started < CLOSE_BOUND_MS + 1000, 'closing waits for the last export a bounded time');
+    }
+  });
+});
+
+describe('tracing with --workers 2', () => {
+  it('every worker exports its spans, with the same links', async () => {
+    const otlp = await startOtlpReceiver();
+    const be = await startBackend((req, res) => json(res, { path: req.url }));
+    const { file, cache } = writeConfigFile({
+      version: 3,
+      extra_config: { router: { disable_access_log: true }, 'telemetry/opentelemetry': otel(otlp.port) },
+      endpoints: [{ endpoint: '/x', backend: [{ host: [be.url], url_pattern: '/x' }] }],
+    });
+    const gw = await startCli(['run', '-c', file, '-p', '0', '--workers', '2', '--cache-dir', cache()], { OTEL_BSP_SCHEDULE_DELAY: '50' });
+    try {
+      const traces: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const id = i.toString(16).padStart(32, 'f');
+        traces.push(id);
+        assert.equal((await get(`http://127.0.0.1:${gw.port}`, '/x', { traceparent: `00-${id}-${CLIENT_SPAN}-01` })).status, 200);
+      }
+      await otlp.waitFor((all) => traces.every((t) => all.filter((s) => s.traceId === t).length === 2));
+      const pids = new Set<unknown>();
+      for (const t of traces) {
+        const spans = otlp.spans.filter((s) => s.traceId === t);
+        const server = spans.find((s) => s.kind === SERVER)!;
+        assert.equal(spans.find((s) => s.kind === CLIENT)!.parentSpanId, server.spanId);
+        pids.add(server.resource['process.pid']);
+      }
+      assert.equal(pids.size, 2, 'spans came from both workers');
+    } finally {
+      gw.child.kill('SIGTERM');
+      await gw.exited;
+      await be.close();
+      await otlp.close();
     }
   });
 });
