@@ -17,7 +17,8 @@ const USAGE = `Usage:
   portico run --etcd URLS [--etcd-key KEY] [--node-id ID] [-c BOOTSTRAP] [...]
         fleet mode: follow a control plane (long-poll watch) or an etcd key
         --workers N: serving processes sharing the port (default $PORTICO_WORKERS, else one per CPU)
-        --management-port P: /metrics, /__health, /__ready on 127.0.0.1:P (default $PORTICO_MANAGEMENT_PORT; none)
+        --management-port P: /metrics, /__stats, /__health, /__ready on 127.0.0.1:P (default $PORTICO_MANAGEMENT_PORT,
+            else where the config's telemetry/metrics or telemetry/opentelemetry Prometheus exporter says; none)
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version
