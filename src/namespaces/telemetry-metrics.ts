@@ -9,10 +9,19 @@ import type { Namespace } from './namespace.ts';
 
 const NAME = 'telemetry/metrics';
 
+/** Where the management listener serves (host undefined: loopback). */
+export interface ManagementAddress {
+  host: string | undefined;
+  port: number;
+}
+
+/** What a telemetry namespace says of Portico's metrics (telemetry/opentelemetry says it too). */
 export interface MetricsOptions {
+  /** Request counts, latency and in-flight gauge are collected. */
   requestMetrics: boolean;
+  /** Backend-call counts and latency are collected. */
   backendMetrics: boolean;
-  management: { host: string | undefined; port: number } | undefined;
+  management: ManagementAddress | undefined;
 }
 
 const RULES: ObjectRules = {
@@ -47,7 +56,7 @@ export const telemetryMetrics: Namespace<MetricsOptions> = {
 };
 
 /** Go's "host:port" (host optional, IPv6 in brackets). */
-export function listenAddress(text: string): { host: string | undefined; port: number } | undefined {
+export function listenAddress(text: string): ManagementAddress | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
   if (!m) return undefined;
   const port = Number(m[3]);

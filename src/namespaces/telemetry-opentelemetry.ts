@@ -11,6 +11,7 @@ import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
 import { bool, str, strings } from '../config/read.ts';
 import type { Namespace } from './namespace.ts';
+import type { ManagementAddress, MetricsOptions } from './telemetry-metrics.ts';
 
 const NAME = 'telemetry/opentelemetry';
 
@@ -44,13 +45,10 @@ export interface TracingOptions {
   backendAttributes: [string, string][];
 }
 
-export interface OpenTelemetryOptions {
+/** `management` comes from the first Prometheus exporter. */
+export interface OpenTelemetryOptions extends MetricsOptions {
   /** Undefined when nothing exports spans (no OTLP exporter with traces, or traces disabled everywhere). */
   tracing: TracingOptions | undefined;
-  requestMetrics: boolean;
-  backendMetrics: boolean;
-  /** From the first Prometheus exporter: the management listener's address. */
-  management: { host: string | undefined; port: number } | undefined;
 }
 
 const RULES: ObjectRules = {
@@ -193,7 +191,7 @@ function exporters(c: IssueCollector, raw: Record<string, unknown>, path: JsonPa
       otlp.push({ name: str(e.name) ?? `otlp-${i}`, url });
     });
   }
-  let management: OpenTelemetryOptions['management'];
+  let management: ManagementAddress | undefined;
   if (Array.isArray(raw.prometheus)) {
     raw.prometheus.forEach((e: unknown, i) => {
       const at = [...path, 'prometheus', i];
