@@ -9,6 +9,7 @@
 // origin's pool, so a small router dispatcher stands in for it here.
 
 import { Dispatcher, Pool } from 'undici';
+import { OTHER_ORIGIN, setUpstreamPoolSource, type UpstreamPoolView } from '../telemetry/metrics.ts';
 
 interface Entry {
   pool: Pool;
@@ -20,11 +21,21 @@ export interface UpstreamOptions {
   connectionsPerHost: number;
 }
 
+/** Every registry of this process that is not closed, for the upstream pool gauges. */
+const live = new Set<UpstreamPools>();
+setUpstreamPoolSource(function* () {
+  for (const p of live) yield* p.views();
+});
+
 export class UpstreamPools {
   /** connectionsPerHost -> origin -> pool: plans with different limits get different pools. */
   readonly #groups = new Map<number, Map<string, Entry>>();
   readonly #dispatchers = new Map<number, Dispatcher>();
   #closed = false;
+
+  constructor() {
+    live.add(this);
+  }
 
   /** The dispatcher a plan uses: routes by origin to this registry's pools. */
   dispatcher(opts: UpstreamOptions): Dispatcher {
@@ -63,8 +74,16 @@ export class UpstreamPools {
     return [...this.#groups.values()].flatMap((g) => [...g.keys()]);
   }
 
+  /** The open pools and their stats (metrics); a pool no plan holds serves redirect targets only. */
+  *views(): Iterable<UpstreamPoolView> {
+    for (const [limit, group] of this.#groups) {
+      for (const [origin, e] of group) yield { origin: e.refs > 0 ? origin : OTHER_ORIGIN, limit, stats: e.pool.stats };
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
+    live.delete(this);
     const all = [...this.#groups.values()].flatMap((g) => [...g.values()]);
     this.#groups.clear();
     await Promise.all(all.map((e) => e.pool.close()));

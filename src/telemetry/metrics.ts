@@ -161,3 +161,71 @@ export async function clusterMetrics(): Promise<string> {
 }
 
 export const METRICS_CONTENT_TYPE = client.register.contentType;
+
+/** The origin label of pools opened for redirect targets (not configured backends): one label, however many targets. */
+export const OTHER_ORIGIN = 'other';
+
+/** One live upstream pool as its owner (proxy/upstream.ts) reports it. */
+export interface UpstreamPoolView {
+  /** A configured backend origin (`http://host:port`), or OTHER_ORIGIN. */
+  origin: string;
+  /** Its connection limit (max_idle_connections_per_host). */
+  limit: number;
+  /** undici's PoolStats: open sockets, sockets with no request on them, requests not yet sent. */
+  stats: { connected: number; free: number; pending: number };
+}
+
+let upstreamPools: () => Iterable<UpstreamPoolView> = () => [];
+
+/** Where the upstream pool gauges find the live pools (set once by proxy/upstream.ts, which owns them). */
+export function setUpstreamPoolSource(list: () => Iterable<UpstreamPoolView>): void {
+  upstreamPools = list;
+}
+
+/** Per-origin sums at scrape time (one origin may have several pools: plans with different limits). */
+function upstreamTotals(): Map<string, { busy: number; idle: number; queued: number; limit: number }> {
+  const totals = new Map<string, { busy: number; idle: number; queued: number; limit: number }>();
+  for (const p of upstreamPools()) {
+    let t = totals.get(p.origin);
+    if (!t) totals.set(p.origin, (t = { busy: 0, idle: 0, queued: 0, limit: 0 }));
+    t.busy += p.stats.connected - p.stats.free;
+    t.idle += p.stats.free;
+    t.queued += p.stats.pending;
+    t.limit += p.limit;
+  }
+  return totals;
+}
+
+// Origins whose pool was closed (a reload dropped the backend) disappear: each collect starts from reset().
+new client.Gauge({
+  name: 'portico_upstream_connections',
+  help: 'Open connections to backends, by origin and state (busy: a request on it; idle: kept alive for the next one).',
+  labelNames: ['origin', 'state'] as const,
+  collect() {
+    this.reset();
+    for (const [origin, t] of upstreamTotals()) {
+      this.set({ origin, state: 'busy' }, t.busy);
+      this.set({ origin, state: 'idle' }, t.idle);
+    }
+  },
+});
+
+new client.Gauge({
+  name: 'portico_upstream_connections_limit',
+  help: 'Most connections the gateway opens to a backend origin (max_idle_connections_per_host), by origin.',
+  labelNames: ['origin'] as const,
+  collect() {
+    this.reset();
+    for (const [origin, t] of upstreamTotals()) this.set({ origin }, t.limit);
+  },
+});
+
+new client.Gauge({
+  name: 'portico_upstream_requests_queued',
+  help: 'Backend requests waiting for a connection (not yet sent), by origin.',
+  labelNames: ['origin'] as const,
+  collect() {
+    this.reset();
+    for (const [origin, t] of upstreamTotals()) this.set({ origin }, t.queued);
+  },
+});
