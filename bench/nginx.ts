@@ -70,6 +70,8 @@ ${httpCommon(dir)}  sendfile on;
     root ${join(dir, 'www')};
     location /data/ { }
     location /api/ { try_files /data/1k.json =404; }
+    # An OTLP/HTTP trace sink for the tracing scenario: reads each export and answers as a collector would.
+    location = /v1/traces { client_max_body_size 64m; return 200 '{}'; }
     location / { return 404; }
   }
 }

@@ -195,6 +195,8 @@ export function evaluateTargets(scenarios: ScenarioResult[], compile: CompileTim
   ratioTarget('(e) JWT (RS256, cached JWKS) + CORS: >= 0.8x Portico (b) 1 KiB', get('e-jwt-cors', 'portico'), get('b-1k', 'portico'), 0.8, "Portico's (b)");
   ratioTarget('(f) per-client rate limit (local): >= 0.9x Portico (b) 1 KiB', get('f-ratelimit-local', 'portico'), get('b-1k', 'portico'), 0.9, "Portico's (b)");
   ratioTarget('(g) per-client rate limit (Redis): >= 0.5x Portico (b) 1 KiB', get('g-ratelimit-redis', 'portico'), get('b-1k', 'portico'), 0.5, "Portico's (b)");
+  ratioTarget('(b) 1 KiB with metrics on (default): >= 0.9x telemetry off (h)', get('b-1k', 'portico'), get('h-telemetry-off', 'portico'), 0.9, 'telemetry off');
+  ratioTarget('(i) metrics + tracing at 100% sampling: >= 0.6x telemetry off (h)', get('i-tracing', 'portico'), get('h-telemetry-off', 'portico'), 0.6, 'telemetry off');
 
   for (const s of scenarios) {
     const p = s.systems.portico;

@@ -3,13 +3,26 @@
 // is sent. nginx, @fastify/http-proxy and the direct backend are sent backend
 // paths (they forward the path unchanged); Portico is sent its endpoints.
 
-export type ScenarioId = 'a-1k' | 'a-64k' | 'b-1k' | 'b-64k' | 'c-agg' | 'd-1000' | 'e-jwt-cors' | 'f-ratelimit-local' | 'g-ratelimit-redis';
+export type ScenarioId =
+  | 'a-1k'
+  | 'a-64k'
+  | 'b-1k'
+  | 'b-64k'
+  | 'c-agg'
+  | 'd-1000'
+  | 'e-jwt-cors'
+  | 'f-ratelimit-local'
+  | 'g-ratelimit-redis'
+  | 'h-telemetry-off'
+  | 'i-tracing';
 export type SystemId = 'portico' | 'nginx' | 'fastify' | 'direct';
 
 /** What the bench started for the scenarios besides the backend. */
 export interface ScenarioEnv {
   /** host:port of the bench's Redis, when a selected scenario needs one. */
   redisAddress: string | undefined;
+  /** The backend nginx's port (it also sinks OTLP/HTTP trace exports). */
+  backendPort: number;
 }
 
 export interface Scenario {
@@ -360,4 +373,32 @@ const rateLimitRedis: Scenario = {
   ],
 };
 
-export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors, rateLimitLocal, rateLimitRedis];
+/** (b) 1 KiB with Portico's metrics off: the reference for what telemetry costs ((b) itself has metrics on, the default). */
+const telemetryOff: Scenario = {
+  ...allow('1k'),
+  id: 'h-telemetry-off',
+  title: '(h) (b) 1 KiB with telemetry off (no request or backend metrics)',
+  porticoPaths: ['/allow/1k'],
+  proxyPaths: [],
+  systems: ['portico'],
+  note: "Portico only: the (b) 1 KiB endpoint with telemetry/metrics router, endpoint and backend layers disabled; (b) (metrics on, the default) and (i) (metrics + tracing) are read as ratios of it.",
+  rateFrom: 'portico',
+  serviceExtra: () => ({ 'telemetry/metrics': { router_disabled: true, endpoint_disabled: true, backend_disabled: true, listen_address: '127.0.0.1:0' } }),
+};
+
+/** (b) 1 KiB with metrics and every request traced, spans exported over OTLP/HTTP to the bench's nginx (a sink). */
+const tracing: Scenario = {
+  ...telemetryOff,
+  id: 'i-tracing',
+  title: '(i) (b) 1 KiB with metrics + tracing at 100% sampling (OTLP/HTTP export)',
+  note: "Portico only: the (b) 1 KiB endpoint with telemetry/opentelemetry, trace_sample_rate 1 (a span per request and per backend call, batched and exported to an OTLP/HTTP sink on the backend nginx); read as a ratio of (h) telemetry off.",
+  serviceExtra: (env) => ({
+    'telemetry/opentelemetry': {
+      service_name: 'portico-bench',
+      trace_sample_rate: 1,
+      exporters: { otlp: [{ name: 'sink', host: '127.0.0.1', port: env.backendPort, use_http: true }] },
+    },
+  }),
+};
+
+export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors, rateLimitLocal, rateLimitRedis, telemetryOff, tracing];

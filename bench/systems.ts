@@ -73,7 +73,7 @@ export async function porticoRunArgs(extra: string[]): Promise<{ args: string[];
 export function writePorticoConfig(tmp: string, scenario: Scenario, backendPort: number, redisAddress?: string): string {
   const file = join(tmp, 'portico', `${scenario.id}.json`);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(porticoConfig(scenario.endpoints(`http://127.0.0.1:${backendPort}`), `bench ${scenario.id}`, scenario.serviceExtra?.({ redisAddress })), null, 2));
+  writeFileSync(file, JSON.stringify(porticoConfig(scenario.endpoints(`http://127.0.0.1:${backendPort}`), `bench ${scenario.id}`, scenario.serviceExtra?.({ redisAddress, backendPort })), null, 2));
   return file;
 }
 
