@@ -7,7 +7,7 @@ import type { BackendConfig, EndpointConfig } from '../config/types.ts';
 import { compileDecoder } from '../transform/decode.ts';
 import { compileBackendTransform } from '../transform/manipulate.ts';
 import { decodeContent, requestBuffered, type BufferedResponse } from './buffered-request.ts';
-import { BackendStatusError, GatewayError, TimeoutError } from './errors.ts';
+import { BackendStatusError, GatewayError, invalidStatusText, TimeoutError } from './errors.ts';
 import { compileHeaderForwarder } from './headers.ts';
 import { compileQueryFilter } from './query.ts';
 import { requestStreamed } from './streamed-request.ts';
@@ -75,8 +75,8 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
         const detail = { http_status_code: res.status, http_body: text, http_body_encoding: contentType ?? '' };
         return { data: { [errorDetailsKey]: detail }, complete: false };
       }
-      if (b.returnErrorCode) throw new GatewayError(res.status, 'invalid status code', { body: text, contentType, code: 'BACKEND_STATUS' });
-      throw new BackendStatusError(res.status, text);
+      if (b.returnErrorCode) throw new GatewayError(res.status, invalidStatusText(res.status, b, res.url), { body: text, contentType, code: 'BACKEND_STATUS' });
+      throw new BackendStatusError(res.status, text, b, res.url);
     }
 
     let data: Data;

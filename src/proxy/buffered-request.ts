@@ -16,6 +16,8 @@ export interface BufferedResponse {
   status: number;
   headers: ResponseHeaders;
   body: Buffer;
+  /** The URL that answered (the last one when redirects were followed). */
+  url: string;
 }
 
 function tooLarge(limit: number): GatewayError {
@@ -76,7 +78,7 @@ class BufferedCall extends UpstreamCall {
   protected end(): void {
     const chunks = this.#chunks;
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, this.#size);
-    this.#finish(undefined, { status: this.#status, headers: this.#headers, body });
+    this.#finish(undefined, { status: this.#status, headers: this.#headers, body, url: this.url });
   }
 
   protected fail(err: Error): void {

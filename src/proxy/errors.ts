@@ -51,12 +51,21 @@ export class PolicyError extends GatewayError {
   }
 }
 
-/** A backend answered with a status that is not a success for its encoding. */
+/**
+ * KrakenD's text for a backend's unexpected status: "invalid status code 404
+ * [GET /users/{id}]: http://users/users/7" (the backend's method and
+ * url_pattern, then the URL that answered).
+ */
+export function invalidStatusText(status: number, backend: { method: string; urlPattern: string }, url: string): string {
+  return `invalid status code ${status} [${backend.method} ${backend.urlPattern}]: ${url}`;
+}
+
+/** A backend answered with a status that is not a success for its encoding (text: invalidStatusText). */
 export class BackendStatusError extends GatewayError {
   readonly backendStatus: number;
   readonly backendBody: string;
-  constructor(backendStatus: number, backendBody: string) {
-    super(500, 'invalid status code', { code: 'BACKEND_STATUS' });
+  constructor(backendStatus: number, backendBody: string, backend: { method: string; urlPattern: string }, url: string) {
+    super(500, invalidStatusText(backendStatus, backend, url), { code: 'BACKEND_STATUS' });
     this.backendStatus = backendStatus;
     this.backendBody = backendBody;
   }

@@ -7,6 +7,8 @@
 // - 301, 302, 303 turn any method but GET and HEAD into GET, without the body;
 //   307 and 308 repeat the method and body (the body is a Buffer, replayable).
 // - A redirect to another host drops the credentials (Authorization, Cookie, ...).
+// - The next request carries a Referer naming the one redirected (unless the
+//   request had its own, or it goes from https to http), as Go's client adds.
 // - After MAX_REDIRECTS hops the redirect answer itself is returned.
 
 import type { Dispatcher } from 'undici';
@@ -29,6 +31,8 @@ export function redirectTo(
   status: number,
   headers: ResponseHeaders,
   hops: number,
+  /** The first request's own Referer: every hop keeps it (Go's explicit referer). */
+  explicitReferer?: string,
 ): Dispatcher.DispatchOptions | undefined {
   if (status < 301 || status > 308 || (status > 303 && status < 307)) return undefined;
   if (hops >= MAX_REDIRECTS) return undefined;
@@ -49,7 +53,18 @@ export function redirectTo(
   for (const name in old) {
     if (!sameOrigin && CREDENTIALS.has(name)) continue;
     if (toGet && BODY_HEADERS.has(name)) continue;
+    if (name === 'referer') continue;
     kept[name] = old[name];
+  }
+  // Go's refererForURL: the request's own Referer, else the URL redirected from
+  // (without user info or fragment), except from https to http.
+  const from = new URL(opts.path, String(opts.origin));
+  if (explicitReferer !== undefined) kept.referer = explicitReferer;
+  else if (!(from.protocol === 'https:' && next.protocol === 'http:')) {
+    from.username = '';
+    from.password = '';
+    from.hash = '';
+    kept.referer = from.href;
   }
   return {
     ...opts,

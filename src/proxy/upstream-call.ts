@@ -22,17 +22,26 @@ export abstract class UpstreamCall implements Dispatcher.DispatchHandler {
   #hops = 0;
   #opts: Dispatcher.DispatchOptions;
   readonly #dispatcher: Dispatcher;
+  /** The first hop's own Referer (redirects keep it, as Go's client does). */
+  readonly #referer: string | undefined;
 
   constructor(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal) {
     this.#dispatcher = d;
     this.#opts = opts;
     this.signal = signal;
+    const r = (opts.headers as Record<string, unknown> | undefined)?.referer;
+    this.#referer = typeof r === 'string' ? r : undefined;
   }
 
   /** Make the call (the first hop), listening to the signal until detach(). */
   dispatch(): void {
     this.signal.onAbort(this.onAbort);
     this.#dispatcher.dispatch(this.#opts, this);
+  }
+
+  /** The URL of the hop in flight (after redirects, the one that answered). */
+  protected get url(): string {
+    return String(this.#opts.origin) + this.#opts.path;
   }
 
   /** Stop listening to the signal (the call settled). */
@@ -56,7 +65,7 @@ export abstract class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void {
-    this.#redirect = redirectTo(this.#opts, status, headers, this.#hops);
+    this.#redirect = redirectTo(this.#opts, status, headers, this.#hops, this.#referer);
     if (!this.#redirect) this.start(c, status, headers);
   }
 

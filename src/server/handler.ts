@@ -16,7 +16,7 @@ import { NO_ENDPOINT, policyRejections, requestDuration, requestsInFlight, reque
 import type { RequestTrace } from '../telemetry/tracing.ts';
 import { serveDebug, serveEcho, serveHealth, type HealthInfo } from './builtins.ts';
 import { hasBody, readRequestBody } from './request-body.ts';
-import { sendError, sendJson, sendResult, sendText } from './respond.ts';
+import { COMPLETED, sendError, sendJson, sendResult, sendText } from './respond.ts';
 import { parseTarget, type Target } from './target.ts';
 
 export interface PlanHolder {
@@ -324,7 +324,8 @@ function notFound(res: ServerResponse, custom: unknown): void {
 }
 
 function notAllowed(res: ServerResponse, custom: unknown, allow: string[]): void {
-  const headers = { allow: allow.join(', ') };
+  // KrakenD's 405 carries its completed header set to false; Portico's does too.
+  const headers = { allow: allow.join(', '), [COMPLETED]: 'false' };
   if (custom !== undefined) return sendJson(res, 405, custom, headers);
   sendText(res, 405, '405 method not allowed', headers, 'text/plain');
 }

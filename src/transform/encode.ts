@@ -7,8 +7,9 @@
 // json-collection  the `collection` value alone as JSON; [] when the key is
 //                  missing or there is no data (null stays null, as in lura).
 // string           the `content` value when it is a string, else an empty body.
-// xml              see xml-encode.ts. KrakenD's krakend-xml sends
-//                  `application/xml` without charset; we add `; charset=utf-8`.
+// xml              see xml-encode.ts. `application/xml` without a charset, as
+//                  KrakenD's krakend-xml renderer sends it; a negotiated XML answer
+//                  is `application/xml; charset=utf-8`, as gin's (lura's negotiation).
 // yaml             YAML of the data ({} without data), keys sorted and 4-space
 //                  indents like Go's yaml.v3 (used by gin).
 // negotiate        json / xml / yaml by the Accept header, see accept.ts.
@@ -28,7 +29,10 @@ export type Renderer = (data: Data | undefined, accept: string | undefined) => R
 
 export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 export const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
-export const XML_CONTENT_TYPE = 'application/xml; charset=utf-8';
+/** output_encoding xml (krakend-xml). */
+export const XML_CONTENT_TYPE = 'application/xml';
+/** negotiate, answered in XML (gin's XML renderer). */
+export const NEGOTIATED_XML_CONTENT_TYPE = 'application/xml; charset=utf-8';
 export const YAML_CONTENT_TYPE = 'application/x-yaml; charset=utf-8';
 
 export function compileRenderer(enc: Exclude<OutputEncoding, 'no-op'>): Renderer {
@@ -62,8 +66,8 @@ function renderString(data: Data | undefined): Rendered {
   return { contentType: TEXT_CONTENT_TYPE, body: typeof content === 'string' ? content : '' };
 }
 
-function renderXmlBody(data: Data | undefined): Rendered {
-  return { contentType: XML_CONTENT_TYPE, body: renderXml(data ?? {}) };
+function renderXmlBody(data: Data | undefined, contentType = XML_CONTENT_TYPE): Rendered {
+  return { contentType, body: renderXml(data ?? {}) };
 }
 
 const YAML_OPTIONS = { indent: 4, sortMapEntries: true } as const;
@@ -75,7 +79,7 @@ function renderYaml(data: Data | undefined): Rendered {
 function renderNegotiated(data: Data | undefined, accept: string | undefined): Rendered {
   switch (negotiate(accept)) {
     case 'xml':
-      return renderXmlBody(data);
+      return renderXmlBody(data, NEGOTIATED_XML_CONTENT_TYPE);
     case 'yaml':
       return renderYaml(data);
     default:

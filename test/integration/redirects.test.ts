@@ -40,6 +40,7 @@ describe('backend redirects', () => {
         { endpoint: '/cross', input_headers: ['Authorization', 'X-Keep'], backend: [{ url_pattern: '/cross' }] },
         { endpoint: '/loop/{n}', backend: [{ url_pattern: '/loop/{n}' }] },
         { endpoint: '/noop-loop/{n}', output_encoding: 'no-op', backend: [{ url_pattern: '/loop/{n}', encoding: 'no-op' }] },
+        { endpoint: '/own-referer/{n}', input_headers: ['Referer'], backend: [{ url_pattern: '/loop/{n}' }] },
       ],
     });
   });
@@ -99,6 +100,22 @@ describe('backend redirects', () => {
     assert.deepEqual(r.json(), { host: 'other', url: '/landed' });
     assert.equal(last(other).headers.authorization, undefined);
     assert.equal(last(other).headers['x-keep'], 'yes');
+  });
+
+  it("each hop carries a Referer naming the URL redirected from, as Go's client adds; a forwarded Referer is kept on every hop", async () => {
+    const before = a.requests.length;
+    await get(gw.url, '/loop/0');
+    const hops = a.requests.slice(before);
+    assert.equal(hops[0].headers.referer, undefined, 'the first request has none');
+    for (let i = 1; i < hops.length; i++) assert.equal(hops[i].headers.referer, `${a.url}/loop/${i - 1}`);
+    const own = a.requests.length;
+    await get(gw.url, '/own-referer/0', { referer: 'https://client.example/page' });
+    assert.ok(a.requests.slice(own).every((q) => q.headers.referer === 'https://client.example/page'));
+  });
+
+  it('a redirect to another host carries the Referer too', async () => {
+    await get(gw.url, '/cross');
+    assert.equal(last(other).headers.referer, `${a.url}/cross`);
   });
 
   it('stops after 10 redirects: a decoded backend fails, a no-op one passes the 302 on', async () => {

@@ -162,7 +162,8 @@ describe('router.return_error_msg', () => {
       const r = await get(gw.url, '/plain');
       assert.equal(r.status, 500);
       assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
-      assert.equal(r.body, 'invalid status code');
+      // KrakenD's text: the backend's status, method and url_pattern, and the URL that answered.
+      assert.equal(r.body, `invalid status code 418 [GET /x]: ${be.url}/x`);
       const c = await get(gw.url, '/code');
       assert.equal(c.status, 418);
       assert.equal(c.body, 'short and stout');

@@ -49,6 +49,7 @@ describe('routing', () => {
     const r = await get(gw.url, '/items');
     assert.equal(r.status, 405);
     assert.equal(r.body, '405 method not allowed');
+    assert.equal(r.headers['x-portico-completed'], 'false', "as KrakenD's 405 carries its completed header");
     assert.equal(r.headers.allow, 'POST, PUT');
   });
 
