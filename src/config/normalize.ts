@@ -2,6 +2,7 @@
 // validation: defaults applied, values inherited (service -> endpoint ->
 // backend), durations in milliseconds, hosts sanitized.
 
+import { backendGraphql } from '../namespaces/backend-graphql.ts';
 import { backendHttp } from '../namespaces/backend-http.ts';
 import { optionsOf } from '../namespaces/namespace.ts';
 import { porticoServer } from '../namespaces/portico-server.ts';
@@ -144,6 +145,7 @@ function normalizeBackend(b: Raw, endpoint: Omit<EndpointConfig, 'backends'>, se
     shadow: options?.shadow ?? false,
     returnErrorDetails: http?.returnErrorDetails,
     returnErrorCode: http?.returnErrorCode ?? false,
+    graphql: optionsOf(namespaces, backendGraphql),
     namespaces,
     extraConfig: extra,
   };

@@ -127,9 +127,23 @@ export interface BackendConfig {
   /** backend/http */
   returnErrorDetails?: string;
   returnErrorCode: boolean;
+  /** backend/graphql: the backend is called with a GraphQL request built from these. */
+  graphql?: GraphqlOptions;
   /** Backend-level namespaces, parsed, in stack order. */
   namespaces: NamespaceUse[];
   extraConfig: Record<string, unknown>;
+}
+
+/** backend/graphql, parsed (namespaces/backend-graphql.ts). */
+export interface GraphqlOptions {
+  type: 'query' | 'mutation';
+  method: 'GET' | 'POST';
+  query: string;
+  operationName: string | undefined;
+  /** As configured; "{param}" string values are replaced per request (see placeholders). */
+  variables: Record<string, unknown>;
+  /** [variable, endpoint parameter] for the "{param}" values. */
+  placeholders: [string, string][];
 }
 
 export interface FlatmapOperation {

@@ -24,6 +24,7 @@ import { authBasic } from './auth-basic.ts';
 import { authClientCredentials } from './auth-client-credentials.ts';
 import { authSigner } from './auth-signer.ts';
 import { authValidator } from './auth-validator.ts';
+import { backendGraphql } from './backend-graphql.ts';
 import { backendHttp } from './backend-http.ts';
 import { reportUnsupportedNamespace } from './fail-closed.ts';
 import type { Namespace, NamespaceScope, NamespaceUse, ParseContext } from './namespace.ts';
@@ -42,6 +43,7 @@ import { router } from './router.ts';
 import { securityBotDetector } from './security-bot-detector.ts';
 import { securityCors } from './security-cors.ts';
 import { securityHttp } from './security-http.ts';
+import { modifierResponseHeaders } from './modifier-response-headers.ts';
 import { telemetryMetrics } from './telemetry-metrics.ts';
 import { telemetryOpentelemetry } from './telemetry-opentelemetry.ts';
 
@@ -50,6 +52,7 @@ export const NAMESPACES: readonly Namespace[] = [
   porticoServer,
   proxy,
   backendHttp,
+  backendGraphql,
   telemetryOpentelemetry,
   telemetryMetrics,
   securityHttp,
@@ -70,6 +73,7 @@ export const NAMESPACES: readonly Namespace[] = [
   qosRatelimitProxy,
   qosCircuitBreaker,
   qosCircuitBreakerHttp,
+  modifierResponseHeaders,
 ];
 
 const BY_NAME = new Map(NAMESPACES.map((ns) => [ns.name, ns]));

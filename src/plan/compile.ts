@@ -3,6 +3,7 @@ import { optionsOf, type CompileContext, type Namespace, type NamespaceScope } f
 import { namespaceNamed } from '../namespaces/registry.ts';
 import { compileStack } from '../namespaces/stack.ts';
 import { PolicyState, stateKey, type StateScope } from '../namespaces/state.ts';
+import { applyTo, modifierResponseHeaders } from '../namespaces/modifier-response-headers.ts';
 import { telemetryMetrics } from '../namespaces/telemetry-metrics.ts';
 import { telemetryOpentelemetry } from '../namespaces/telemetry-opentelemetry.ts';
 import { compileEndpointProxy } from '../proxy/endpoint.ts';
@@ -72,6 +73,7 @@ function build(
 
   const moduleOf = opts.namespaces ?? namespaceNamed;
   const service = compileStack(config.namespaces, context('service'), moduleOf);
+  const responseRules = optionsOf(config.namespaces, modifierResponseHeaders);
   const otel = optionsOf(config.namespaces, telemetryOpentelemetry);
   const metrics = optionsOf(config.namespaces, telemetryMetrics);
   const requestMetrics = (otel?.requestMetrics ?? true) && (metrics?.requestMetrics ?? true);
@@ -117,6 +119,7 @@ function build(
     usage,
     requestMetrics,
     tracing,
+    onResponse: responseRules === undefined ? undefined : (res) => applyTo(res, responseRules),
     accessLog: createAccessLog({ disabled: config.router.disableAccessLog, skipPaths: config.router.loggerSkipPaths, out: opts.accessLogOut }),
     async close(graceMs = 30_000) {
       if (usage.active > 0) {

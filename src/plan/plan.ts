@@ -1,6 +1,7 @@
 // A Plan is everything the data plane needs to serve one configuration,
 // decided once at load time. It is immutable: a new config means a new Plan.
 
+import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { EndpointConfig, ServiceConfig } from '../config/types.ts';
 import type { Renderer } from '../transform/encode.ts';
@@ -39,6 +40,8 @@ export interface Plan {
   readonly accessLog: AccessLog | undefined;
   /** Request metrics (counts, latency, in flight) are collected; telemetry/metrics or telemetry/opentelemetry may turn them off. */
   readonly requestMetrics: boolean;
+  /** Called with every response before anything is written (modifier/response-headers); undefined when nothing needs it. */
+  readonly onResponse: ((res: ServerResponse) => void) | undefined;
   /** Spans per request and backend call (telemetry/opentelemetry with an OTLP exporter); undefined when off. */
   readonly tracing: Tracing | undefined;
   /** Release this plan's upstream pools once no request runs on it (bounded by `graceMs`). */

@@ -8,6 +8,7 @@ import { compileDecoder } from '../transform/decode.ts';
 import { compileBackendTransform } from '../transform/manipulate.ts';
 import { decodeContent, requestBuffered, type BufferedResponse } from './buffered-request.ts';
 import { BackendStatusError, GatewayError, invalidStatusText, TimeoutError } from './errors.ts';
+import { compileGraphql } from './graphql.ts';
 import { compileHeaderForwarder } from './headers.ts';
 import { compileQueryFilter } from './query.ts';
 import { requestStreamed } from './streamed-request.ts';
@@ -29,7 +30,9 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   const template = compileUrlTemplate(b.urlPattern);
   const filterQuery = compileQueryFilter(ep.inputQueryStrings, b.inputQueryStrings);
   const forwardHeaders = compileHeaderForwarder(ep.inputHeaders, b.inputHeaders, deps.userAgent);
-  const method = b.method as Dispatcher.HttpMethod;
+  // backend/graphql: the call carries a GraphQL request, with the method it says.
+  const graphql = b.graphql === undefined ? undefined : compileGraphql(b.graphql);
+  const method = (b.graphql?.method ?? b.method) as Dispatcher.HttpMethod;
   const noop = b.encoding === 'no-op';
   const decode = noop ? undefined : compileDecoder(b.encoding, b.isCollection);
   const transform = noop ? undefined : compileBackendTransform(b);
@@ -42,9 +45,20 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   return async function callBackend(req: ProxyRequest): Promise<ProxyResponse> {
     const host = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];
     const origin = host.origin;
-    const query = filterQuery(req.rawQuery);
+    let query = filterQuery(req.rawQuery);
+    let body = req.body;
+    const headers = forwardHeaders(req);
+    if (graphql !== undefined) {
+      const g = graphql(req);
+      body = g.body;
+      if (g.query !== '') query = query === '' ? g.query : query + '&' + g.query;
+      // The client's body is replaced: none of its own content headers apply.
+      delete headers['content-encoding'];
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      else delete headers['content-type'];
+    }
     const path = host.basePath + (query === '' ? template.render(req) : template.render(req) + separator + query);
-    const options = { origin, path, method, headers: forwardHeaders(req), body: req.body };
+    const options = { origin, path, method, headers, body };
     const traced = req.callTrace;
     if (traced !== undefined) traced.url = origin + path;
 

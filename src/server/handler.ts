@@ -34,6 +34,7 @@ export interface HandlerOptions {
 export function createHandler(holder: PlanHolder, opts: HandlerOptions) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const plan = holder.plan;
+    plan.onResponse?.(res);
     if (plan.accessLog) logAccess(plan, req, res);
     if (plan.requestMetrics) countRequest(req, res as MeasuredResponse);
     const refusal = refuse(req);

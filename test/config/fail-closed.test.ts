@@ -26,10 +26,10 @@ describe('fail closed on unsupported namespaces', () => {
     assert.match(issue.expected, /implements at service level/);
   });
 
-  it('endpoint level: validation/cel is an error (the endpoint would answer without the check)', () => {
-    const result = load(withEndpoint({ extra_config: { 'validation/cel': [{ check_expr: 'false' }] } }));
+  it('endpoint level: validation/response-json-schema is an error (the endpoint would answer without the check)', () => {
+    const result = load(withEndpoint({ extra_config: { 'validation/response-json-schema': { schema: { type: 'object' } } } }));
     assert.equal(result.config, undefined);
-    assert.match(issueAt(result.errors, '$.endpoints[0].extra_config["validation/cel"]').found, POLICY);
+    assert.match(issueAt(result.errors, '$.endpoints[0].extra_config["validation/response-json-schema"]').found, POLICY);
   });
 
   it('backend level: modifier/lua-backend is an error', () => {
@@ -39,10 +39,10 @@ describe('fail closed on unsupported namespaces', () => {
   });
 
   it('every policy family and behaviour-changing namespace is refused', () => {
-    for (const name of ['governance/quota', 'validation/json-schema', 'modifier/martian', 'governance/processors', 'websocket', 'auth/revoker']) {
+    for (const name of ['governance/quota', 'validation/response-json-schema', 'modifier/martian', 'governance/processors', 'websocket', 'auth/revoker']) {
       assert.match(issueAt(load(withEndpoint({ extra_config: { [name]: {} } })).errors, formatPath(['endpoints', 0, 'extra_config', name])).found, POLICY, name);
     }
-    for (const name of ['backend/graphql', 'backend/amqp/consumer', 'plugin/http-client', 'backend/http/client']) {
+    for (const name of ['backend/soap', 'backend/amqp/consumer', 'plugin/http-client', 'backend/http/client']) {
       const issue = issueAt(load(withBackend({ extra_config: { [name]: {} } })).errors, `$.endpoints[0].backend[0].extra_config[${JSON.stringify(name)}]`);
       assert.match(issue.found, /not supported by this version \(it changes how requests are served\)/, name);
     }
