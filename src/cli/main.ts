@@ -20,6 +20,7 @@ const USAGE = `Usage:
         --management-port P: /metrics, /__stats, /__health, /__ready on 127.0.0.1:P (default $PORTICO_MANAGEMENT_PORT,
             else where the config's telemetry/metrics or telemetry/opentelemetry Prometheus exporter says; none)
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
+  portico check --compat FILE [--json] every namespace FILE uses and what this version does with it
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version
   portico control-plane [--listen ADDR] [--store DIR | --etcd URLS [--etcd-prefix P]] [--admin-token T] [--node-token T]
@@ -99,10 +100,11 @@ export async function main(argv: string[]): Promise<number> {
       return status((values.url as string | undefined) ?? 'http://127.0.0.1:8080', values.json === true);
     }
     case 'check': {
-      const { values } = parse(rest, { config: { type: 'string', short: 'c' }, lint: { type: 'boolean' } });
+      const { values, positionals } = parse(rest, { config: { type: 'string', short: 'c' }, lint: { type: 'boolean' }, compat: { type: 'boolean' }, json: { type: 'boolean' } }, true);
       if (!values) return 2;
-      const file = values.config as string | undefined;
+      const file = (values.config as string | undefined) ?? positionals?.[0];
       if (!file) return usage('check needs -c FILE');
+      if (values.compat === true) return (await import('./compat.ts')).checkCompat(file, values.json === true);
       return check(file, values.lint === true);
     }
     case 'control-plane': // loaded on demand: etcd and gRPC are heavy
@@ -127,9 +129,13 @@ export async function main(argv: string[]): Promise<number> {
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 
-function parse(args: string[], options: Options): { values?: Record<string, string | boolean | (string | boolean)[] | undefined> } {
+function parse(
+  args: string[],
+  options: Options,
+  allowPositionals = false,
+): { values?: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals?: string[] } {
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true });
+    return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (err) {
     usage((err as Error).message);
     return {};
