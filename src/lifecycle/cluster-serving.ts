@@ -134,6 +134,8 @@ export class ClusterServing implements Serving {
     const w = cluster.fork({ ...workerEnv(process.env), PORTICO_WORKER_DEBUG: this.#opts.debug ? '1' : '' });
     this.#live.add(w);
     this.#slots[slot] = w;
+    // It says 'ready' once it listens for messages (sent earlier, they would be lost).
+    const ready = this.#ask(w, undefined, 'ready');
     w.on('exit', (code, signal) => {
       this.#live.delete(w);
       if (this.#slots[slot] === w) this.#slots[slot] = undefined;
@@ -142,6 +144,7 @@ export class ClusterServing implements Serving {
       const latest = this.#target ?? this.#current;
       if (latest) void this.#replace(latest, slot);
     });
+    await ready;
     await this.#apply(w, snapshot, undefined);
     // A newer snapshot may have been handed out while this worker started.
     const target = this.#target;
@@ -168,13 +171,16 @@ export class ClusterServing implements Serving {
     return this.#ask(w, { type: 'apply', snapshot: next, previous }, 'applied');
   }
 
-  /** Send a request and wait for its answer (or the worker's error, exit or silence). */
-  #ask(w: Worker, msg: ToWorker, expect: FromWorker['type'], timeoutMs = REPLY_TIMEOUT_MS, matches?: (m: FromWorker) => boolean): Promise<FromWorker> {
+  /**
+   * Send a request (none: only wait) and wait for its answer `expect` (or the
+   * worker's error, exit or silence).
+   */
+  #ask(w: Worker, msg: ToWorker | undefined, expect: FromWorker['type'], timeoutMs = REPLY_TIMEOUT_MS, matches?: (m: FromWorker) => boolean): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`worker ${w.process.pid} did not answer "${msg.type}" in time`)), timeoutMs);
+      const timer = setTimeout(() => done(new Error(`worker ${w.process.pid} did not answer "${msg?.type ?? expect}" in time`)), timeoutMs);
       const onMessage = (m: FromWorker) => {
         if (m.type === expect && (matches === undefined || matches(m))) done(undefined, m);
-        else if (m.type === 'failed' && m.request === msg.type) done(new Error(m.error));
+        else if (m.type === 'failed' && m.request === msg?.type) done(new Error(m.error));
       };
       const onExit = () => done(new Error(`worker ${w.process.pid} exited`));
       const done = (err?: Error, m?: FromWorker) => {
@@ -186,7 +192,7 @@ export class ClusterServing implements Serving {
       };
       w.on('message', onMessage);
       w.once('exit', onExit);
-      send(w, msg);
+      if (msg) send(w, msg);
     });
   }
 }

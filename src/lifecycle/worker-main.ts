@@ -68,6 +68,10 @@ process.on('message', (m: ToWorker) => {
   }
 });
 
+// Messages that arrive before the listener above exists are dropped, and this
+// module's imports take a while: say when it is listening, the primary waits for it.
+reply({ type: 'ready' });
+
 // The primary owns signals: SIGHUP reloads there, Ctrl-C (SIGINT to the whole
 // group) is handled there and reaches workers as a shutdown message. A SIGTERM
 // sent to this worker alone drains it, and the primary starts a replacement.

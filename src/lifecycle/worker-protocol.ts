@@ -11,6 +11,8 @@ export type ToWorker =
   | { type: 'report'; id: number; metrics: boolean };
 
 export type FromWorker =
+  /** Sent once the worker listens for messages: anything sent before would be lost. */
+  | { type: 'ready' }
   | { type: 'applied'; version: number }
   | { type: 'listening'; port: number }
   | { type: 'failed'; request: ToWorker['type']; error: string }
