@@ -9,7 +9,7 @@ import type { Snapshot } from '../lifecycle/snapshot.ts';
 import { optionsOf } from '../namespaces/namespace.ts';
 import { telemetryMetrics } from '../namespaces/telemetry-metrics.ts';
 import { telemetryOpentelemetry } from '../namespaces/telemetry-opentelemetry.ts';
-import { log } from '../telemetry/log.ts';
+import { flushLog, log } from '../telemetry/log.ts';
 import { startManagement, type ManagementListener } from '../telemetry/management.ts';
 import { setLifecycleClock } from '../telemetry/metrics.ts';
 import { VERSION } from '../version.ts';
@@ -154,10 +154,10 @@ export async function run(opts: RunOptions): Promise<number> {
       fileSource?.stop();
       process.off('SIGHUP', onHup);
       Promise.all([remote?.stop(), plane.shutdown(10_000), management?.stop()]).then(
-        () => resolveExit(0),
+        () => flushLog().then(() => resolveExit(0)),
         (err) => {
           log('error', 'shutdown failed', { error: String(err) });
-          resolveExit(1);
+          void flushLog().then(() => resolveExit(1));
         },
       );
     };

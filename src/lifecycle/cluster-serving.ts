@@ -7,6 +7,7 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
+import { applyLogging } from '../namespaces/telemetry-logging.ts';
 import { log } from '../telemetry/log.ts';
 import type { WorkerReport } from '../telemetry/stats.ts';
 import type { Serving, ServingHooks } from './serving.ts';
@@ -75,6 +76,8 @@ export class ClusterServing implements Serving {
       for (const f of failed) log('error', 'a worker could not apply the config', { error: String((f as PromiseRejectedResult).reason) });
     }
     this.#current = next;
+    // The primary's own lines (lifecycle, reloads) follow the config as the workers' do.
+    applyLogging(next.config);
     this.healthChanged();
   }
 

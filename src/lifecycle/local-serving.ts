@@ -5,6 +5,7 @@
 import { compilePlan } from '../plan/compile.ts';
 import type { Plan } from '../plan/plan.ts';
 import { PolicyState } from '../namespaces/state.ts';
+import { applyLogging } from '../namespaces/telemetry-logging.ts';
 import { UpstreamPools } from '../proxy/upstream.ts';
 import { Gateway } from '../server/server.ts';
 import { log } from '../telemetry/log.ts';
@@ -47,6 +48,7 @@ export class LocalServing implements Serving {
         await plan.close(0);
         throw err;
       }
+      applyLogging(next.config);
       return;
     }
     if (previous) {
@@ -55,6 +57,7 @@ export class LocalServing implements Serving {
       }
     }
     this.#retire(this.#gateway.swap(plan));
+    applyLogging(next.config);
   }
 
   #retire(old: Plan): void {

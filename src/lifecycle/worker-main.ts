@@ -3,7 +3,7 @@
 // and readiness are the primary's, plus which worker answered.
 
 import cluster from 'node:cluster';
-import { log } from '../telemetry/log.ts';
+import { flushLog, log } from '../telemetry/log.ts';
 import { answerClusterScrapes, collectProcessMetrics } from '../telemetry/metrics.ts';
 import { processReport } from '../telemetry/stats.ts';
 import { LocalServing } from './local-serving.ts';
@@ -35,6 +35,8 @@ async function shutdown(graceMs: number): Promise<void> {
   stopping = true;
   ready = false;
   await serving.shutdown(graceMs);
+  // Log lines are written asynchronously: the last access lines go out before the exit.
+  await flushLog();
   process.exit(0);
 }
 

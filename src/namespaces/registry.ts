@@ -44,6 +44,7 @@ import { securityBotDetector } from './security-bot-detector.ts';
 import { securityCors } from './security-cors.ts';
 import { securityHttp } from './security-http.ts';
 import { modifierResponseHeaders } from './modifier-response-headers.ts';
+import { telemetryLogging } from './telemetry-logging.ts';
 import { telemetryMetrics } from './telemetry-metrics.ts';
 import { telemetryOpentelemetry } from './telemetry-opentelemetry.ts';
 
@@ -55,6 +56,7 @@ export const NAMESPACES: readonly Namespace[] = [
   backendGraphql,
   telemetryOpentelemetry,
   telemetryMetrics,
+  telemetryLogging,
   securityHttp,
   securityCors,
   securityBotDetector,

@@ -9,7 +9,7 @@ test('loadConfigFile reads JSON and YAML fixtures into the same config', async (
   const json = await loadConfigFile(fixture('valid.json'), { env: {} });
   const yaml = await loadConfigFile(fixture('valid.yaml'), { env: {} });
   assert.deepEqual(json.errors, []);
-  assert.deepEqual(json.warnings.map((w) => w.path), ['$.extra_config["telemetry/logging"]'], 'comment keys produce no warnings; an observing namespace Portico lacks does');
+  assert.deepEqual(json.warnings.map((w) => w.path), ['$.extra_config["telemetry/gelf"]'], 'comment keys produce no warnings; an observing namespace Portico lacks does');
   assert.deepEqual(yaml.config, json.config);
   const config = json.config!;
   assert.equal(config.port, 8081);

@@ -297,13 +297,13 @@ test('unknown keys are warnings (errors with lint); so are namespaces that only 
     { url_patern: '/x', extra_config: { 'telemetry/newrelic': { anything: 1 }, 'backend/http': { return_error_cod: true } } },
     { headers_to_pass: ['X'], extra_config: { 'documentation/openapi': { whatever: true } } },
   );
-  const result = load({ ...config, timeut: '2s', extra_config: { 'telemetry/logging': { level: 'DEBUG' } } });
+  const result = load({ ...config, timeut: '2s', extra_config: { 'telemetry/gelf': { address: 'graylog:12201' } } });
   assert.ok(result.config, 'warnings do not block the config');
   assert.match(issueAt(result.warnings, '$.timeut').expected, /did you mean "timeout"/);
   assert.match(issueAt(result.warnings, `${E0}.headers_to_pass`).expected, /did you mean "input_headers"/);
   assert.match(issueAt(result.warnings, `${B0}.url_patern`).expected, /did you mean "url_pattern"/);
   issueAt(result.warnings, `${B0}.extra_config["backend/http"].return_error_cod`);
-  for (const ns of [`${B0}.extra_config["telemetry/newrelic"]`, `${E0}.extra_config["documentation/openapi"]`, '$.extra_config["telemetry/logging"]']) {
+  for (const ns of [`${B0}.extra_config["telemetry/newrelic"]`, `${E0}.extra_config["documentation/openapi"]`, '$.extra_config["telemetry/gelf"]']) {
     assert.match(issueAt(result.warnings, ns).found, /not supported by this version: ignored/);
   }
   assert.equal(result.warnings.length, 7);

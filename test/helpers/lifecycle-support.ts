@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { redirectLog } from '../../src/telemetry/log.ts';
 import { json, startBackend, type TestBackend } from './backend.ts';
 import { get } from './http.ts';
 import type { Running } from './process.ts';
@@ -138,27 +139,14 @@ export async function stopCli(r: Running): Promise<number | null> {
   }
 }
 
-/** Collect the in-process JSON log lines (src/telemetry/log.ts writes to stderr) until restored. */
+/** Collect the in-process JSON log lines (src/telemetry/log.ts) instead of writing them, until restored. */
 export function captureLog(): { entries: LogEntry[]; find(msg: string): LogEntry[]; restore(): void } {
   const entries: LogEntry[] = [];
-  const original = process.stderr.write;
-  process.stderr.write = function (chunk: unknown, ...rest: unknown[]): boolean {
-    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
-    const parsed = logEntries(text.endsWith('\n') ? text : text + '\n');
-    if (parsed.length) {
-      entries.push(...parsed);
-      const cb = rest.find((x) => typeof x === 'function') as (() => void) | undefined;
-      cb?.();
-      return true;
-    }
-    return (original as (...a: unknown[]) => boolean).call(process.stderr, chunk, ...rest);
-  } as typeof process.stderr.write;
+  redirectLog((line) => entries.push(...logEntries(line)));
   return {
     entries,
     find: (msg) => entries.filter((e) => typeof e.msg === 'string' && e.msg.startsWith(msg)),
-    restore: () => {
-      process.stderr.write = original;
-    },
+    restore: () => redirectLog(undefined),
   };
 }
 

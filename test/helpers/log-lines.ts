@@ -1,7 +1,7 @@
 // Follow the JSON log lines of a `portico run` child started with startCli:
 // count them by msg and wait for the Nth occurrence of one.
 
-import { logLevel, resetLogThrottle, setLogLevel, type Level } from '../../src/telemetry/log.ts';
+import { logLevel, redirectLog, resetLogThrottle, setLogLevel, type Level } from '../../src/telemetry/log.ts';
 import type { Running } from './process.ts';
 
 export type LogRecord = Record<string, unknown> & { msg?: string; level?: string };
@@ -98,23 +98,19 @@ export class LogLines {
 }
 
 /**
- * Run `fn` with this process's own log lines (stderr) captured instead of
- * written, at `level`, with log throttles reset; the level is restored after.
+ * Run `fn` with this process's own log lines captured instead of written, at
+ * `level`, with log throttles reset; the level is restored after.
  */
 export async function logsDuring(fn: () => Promise<void>, level: Level = 'info'): Promise<{ text: string; records: LogRecord[] }> {
   const chunks: string[] = [];
-  const write = process.stderr.write;
   const previous = logLevel();
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
+  redirectLog((line) => chunks.push(line));
   setLogLevel(level);
   resetLogThrottle();
   try {
     await fn();
   } finally {
-    process.stderr.write = write;
+    redirectLog(undefined);
     setLogLevel(previous);
     resetLogThrottle();
   }
