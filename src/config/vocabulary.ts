@@ -5,8 +5,7 @@ import type { Encoding, HttpMethod, OutputEncoding } from './types.ts';
 export const ENDPOINT_METHODS: readonly HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 export const BACKEND_METHODS: readonly HttpMethod[] = [...ENDPOINT_METHODS, 'HEAD', 'OPTIONS'];
 
-// 'rss' (krakend-rss) is not implemented: listing it here would let a config pass check and fail to compile.
-export const BACKEND_ENCODINGS: readonly Encoding[] = ['json', 'safejson', 'string', 'xml', 'no-op', 'yaml'];
+export const BACKEND_ENCODINGS: readonly Encoding[] = ['json', 'safejson', 'string', 'xml', 'no-op', 'yaml', 'rss'];
 export const OUTPUT_ENCODINGS: readonly OutputEncoding[] = ['json', 'json-collection', 'string', 'xml', 'yaml', 'negotiate', 'no-op'];
 
 /**

@@ -16,8 +16,8 @@
 // yaml        not a KrakenD CE decoder; KrakenD treats unknown encodings as
 //             json, so we do too.
 // no-op       never decoded (the caller streams it); the decoder throws.
-// rss         krakend-rss is not implemented: compileDecoder throws at
-//             compile time so the gap shows at startup, not per request.
+// rss         RSS, RDF and Atom feeds in krakend-rss's shape, see
+//             rss-decode.ts. krakend-rss ignores is_collection; so do we.
 //
 // Known differences from Go's decoder: numbers become JS numbers (Go keeps the
 // literal with UseNumber), so integers beyond 2^53 lose precision and `1.0`
@@ -26,6 +26,7 @@
 
 import type { Encoding } from '../config/types.ts';
 import type { Data } from './data.ts';
+import { decodeRss } from './rss-decode.ts';
 import { decodeXml } from './xml-decode.ts';
 
 export type Decoder = (body: Buffer) => Data;
@@ -44,7 +45,7 @@ export function compileDecoder(encoding: Encoding, isCollection: boolean): Decod
     case 'no-op':
       return decodeNoop;
     case 'rss':
-      throw new Error('backend encoding "rss" is not supported');
+      return decodeRss;
   }
 }
 

@@ -82,7 +82,15 @@ test('xml: malformed input throws', () => {
   }
 });
 
-test('no-op is never decoded; rss is refused at compile time', () => {
+test('no-op is never decoded', () => {
   assert.throws(() => compileDecoder('no-op', false)(b('{}')), /streamed/);
-  assert.throws(() => compileDecoder('rss', false), /rss/);
+});
+
+test('rss decodes feeds (rss-decode.test.ts has the details); is_collection changes nothing', () => {
+  const feed = b('<rss version="2.0"><channel><title>T</title><item><title>I</title></item></channel></rss>');
+  const plain = compileDecoder('rss', false)(feed);
+  assert.equal(plain.title, 'T');
+  assert.deepEqual(plain.items, [{ title: 'I' }]);
+  assert.deepEqual(compileDecoder('rss', true)(feed), plain);
+  assert.throws(() => compileDecoder('rss', false)(b('{"a":1}')), /invalid feed/);
 });
