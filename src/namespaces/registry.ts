@@ -12,7 +12,8 @@
 //        may key on who the client is); at backend level the HTTP cache (505: a
 //        hit spends no backend token and passes an open breaker), the backend
 //        rate limit (510), the circuit breaker (520: it counts only real calls)
-//   600  request validation, later
+//   600  request validation after the body is read: validation/json-schema (600), then
+//        validation/cel (610; at backend level inside the cache, limit and breaker)
 //   900  proxy: static data and flatmap around the composed backends
 //
 // At backend level middlewares wrap the single backend call in the same order.
@@ -47,6 +48,8 @@ import { modifierResponseHeaders } from './modifier-response-headers.ts';
 import { telemetryLogging } from './telemetry-logging.ts';
 import { telemetryMetrics } from './telemetry-metrics.ts';
 import { telemetryOpentelemetry } from './telemetry-opentelemetry.ts';
+import { validationCel } from './validation-cel.ts';
+import { validationJsonSchema } from './validation-json-schema.ts';
 
 export const NAMESPACES: readonly Namespace[] = [
   router,
@@ -75,6 +78,8 @@ export const NAMESPACES: readonly Namespace[] = [
   qosRatelimitProxy,
   qosCircuitBreaker,
   qosCircuitBreakerHttp,
+  validationJsonSchema,
+  validationCel,
   modifierResponseHeaders,
 ];
 

@@ -40,13 +40,15 @@ export class GatewayError extends Error {
 /**
  * A policy refused the request (401, 403, 429...): the body is empty whatever
  * router.return_error_msg says (KrakenD answers policy rejections with an
- * empty body); `reason` is logged, never shown.
+ * empty body); `reason` is logged, never shown. A refusal for which KrakenD
+ * shows a text under router.return_error_msg (a JSON schema or CEL rejection)
+ * passes it as `body`.
  */
 export class PolicyError extends GatewayError {
   /** The namespace that refused. */
   readonly namespace: string;
-  constructor(status: number, code: string, namespace: string, reason: string, headers?: RawHeaders) {
-    super(status, reason, { code, headers, body: '' });
+  constructor(status: number, code: string, namespace: string, reason: string, headers?: RawHeaders, body = '') {
+    super(status, reason, { code, headers, body });
     this.namespace = namespace;
   }
 }
