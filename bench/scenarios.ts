@@ -14,7 +14,9 @@ export type ScenarioId =
   | 'f-ratelimit-local'
   | 'g-ratelimit-redis'
   | 'h-telemetry-off'
-  | 'i-tracing';
+  | 'i-tracing'
+  | 'j-lua'
+  | 'k-cel';
 export type SystemId = 'portico' | 'nginx' | 'fastify' | 'direct';
 
 /** What the bench started for the scenarios besides the backend. */
@@ -401,4 +403,64 @@ const tracing: Scenario = {
   }),
 };
 
-export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors, rateLimitLocal, rateLimitRedis, telemetryOff, tracing];
+/** (b) 1 KiB behind one endpoint-level CEL check on a request header (true for every bench request): the cost of the check. */
+const cel: Scenario = {
+  ...allow('1k'),
+  id: 'k-cel',
+  title: '(k) (b) 1 KiB behind a validation/cel check on a request header',
+  porticoPaths: ['/cel/1k'],
+  proxyPaths: [],
+  systems: ['portico'],
+  note: "Portico only: the (b) 1 KiB endpoint with one validation/cel expression over req_headers, true for every request; read as a ratio of Portico's (b) 1 KiB in the same run.",
+  rateFrom: 'portico',
+  headers: { 'X-Client': 'bench-client-1' },
+  endpoints: (origin) => [
+    {
+      endpoint: '/cel/1k',
+      input_headers: ['X-Client'],
+      extra_config: { 'validation/cel': [{ check_expr: "req_headers['X-Client'][0] == 'bench-client-1'" }] },
+      backend: [{ host: [origin], url_pattern: '/data/1k.json', allow: ALLOW }],
+    },
+  ],
+};
+
+/** (b) 1 KiB with a modifier/lua-proxy pre script (reads and sets a header) and post script (walks the items, adds a total). */
+const lua: Scenario = {
+  ...allow('1k'),
+  id: 'j-lua',
+  title: '(j) (b) 1 KiB with a modifier/lua-proxy pre + post script',
+  porticoPaths: ['/lua/1k'],
+  proxyPaths: [],
+  systems: ['portico'],
+  note: "Portico only: the (b) 1 KiB endpoint with a Lua pre script (reads X-Client, sets a header for the backend) and post script (sums qty x price over the items, sets total and item_count); read as a ratio of Portico's (b) 1 KiB in the same run.",
+  rateFrom: 'portico',
+  headers: { 'X-Client': 'bench-client-1' },
+  endpoints: (origin) => [
+    {
+      endpoint: '/lua/1k',
+      input_headers: ['X-Client'],
+      extra_config: {
+        'modifier/lua-proxy': {
+          pre: "local r = request.load()\nif r:headers('X-Client') == '' then custom_error('no client', 401) end\nr:headers('X-Gateway', 'portico')",
+          post: [
+            'local d = response.load():data()',
+            "local items = d:get('items')",
+            'local total = 0',
+            "for i = 0, items:len() - 1 do local it = items:get(i) total = total + it:get('qty') * it:get('price') end",
+            "d:set('total', math.floor(total * 100 + 0.5) / 100)",
+            "d:set('item_count', items:len())",
+          ].join('\n'),
+        },
+      },
+      backend: [{ host: [origin], url_pattern: '/data/1k.json', allow: ALLOW }],
+    },
+  ],
+  checkPortico(body) {
+    const o = parses(body);
+    if (typeof o === 'string') return o;
+    const keys = Object.keys(o).sort().join(',');
+    return keys === 'address,email,id,item_count,items,name,status,total' ? undefined : `the Lua post script left ${keys}`;
+  },
+};
+
+export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors, rateLimitLocal, rateLimitRedis, telemetryOff, tracing, lua, cel];

@@ -20,6 +20,9 @@ const SHARED_PAGES: Readonly<Record<string, string>> = {
   'qos/ratelimit/service': 'namespaces/redis-rate-limits.md',
   'qos/ratelimit/service/redis': 'namespaces/redis-rate-limits.md',
   'qos/circuit-breaker/http': 'namespaces/qos-circuit-breaker.md',
+  'modifier/lua-endpoint': 'namespaces/modifier-lua.md',
+  'modifier/lua-proxy': 'namespaces/modifier-lua.md',
+  'modifier/lua-backend': 'namespaces/modifier-lua.md',
 };
 
 /** Namespaces the core reads, documented in configuration.md. */

@@ -4,6 +4,7 @@
 
 import { backendGraphql } from '../namespaces/backend-graphql.ts';
 import { backendHttp } from '../namespaces/backend-http.ts';
+import { modifierMartian } from '../namespaces/modifier-martian.ts';
 import { optionsOf } from '../namespaces/namespace.ts';
 import { porticoServer } from '../namespaces/portico-server.ts';
 import { proxy, type BackendProxyOptions } from '../namespaces/proxy.ts';
@@ -146,6 +147,7 @@ function normalizeBackend(b: Raw, endpoint: Omit<EndpointConfig, 'backends'>, se
     returnErrorDetails: http?.returnErrorDetails,
     returnErrorCode: http?.returnErrorCode ?? false,
     graphql: optionsOf(namespaces, backendGraphql),
+    martian: optionsOf(namespaces, modifierMartian),
     namespaces,
     extraConfig: extra,
   };

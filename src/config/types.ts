@@ -5,6 +5,7 @@
 // ones the core reads directly (router, proxy, backend/http, portico/server)
 // are also copied into typed fields. `extraConfig` keeps what was written.
 
+import type { MartianModifier } from '../namespaces/modifier-martian.ts';
 import type { NamespaceUse } from '../namespaces/namespace.ts';
 
 export type Encoding = 'json' | 'safejson' | 'string' | 'xml' | 'no-op' | 'yaml' | 'rss';
@@ -129,6 +130,8 @@ export interface BackendConfig {
   returnErrorCode: boolean;
   /** backend/graphql: the backend is called with a GraphQL request built from these. */
   graphql?: GraphqlOptions;
+  /** modifier/martian: changes to the backend call and its answer, at HTTP level. */
+  martian?: MartianModifier;
   /** Backend-level namespaces, parsed, in stack order. */
   namespaces: NamespaceUse[];
   extraConfig: Record<string, unknown>;

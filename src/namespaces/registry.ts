@@ -2,7 +2,8 @@
 // place that decides the order they run in. `order` ranges (lower = guard
 // runs earlier, middleware wraps further out):
 //
-//     0  core namespaces the gateway reads directly (router, portico/server, backend/http)
+//     0  core namespaces the gateway reads directly (router, portico/server, backend/http;
+//        backend/graphql and modifier/martian, which act inside the backend call at HTTP level)
 //    50  CORS: outermost, as KrakenD wraps its whole router in it (a preflight is
 //        answered before any other rule; refusals by later policies carry CORS headers)
 //   100  host and transport rules (security/http: allowed hosts, SSL redirect, headers)
@@ -14,6 +15,8 @@
 //        rate limit (510), the circuit breaker (520: it counts only real calls)
 //   600  request validation after the body is read: validation/json-schema (600), then
 //        validation/cel (610; at backend level inside the cache, limit and breaker)
+//   620  Lua scripts: modifier/lua-endpoint (620), lua-proxy (622), lua-backend (625,
+//        innermost at backend level: its pre sees the call about to be sent)
 //   900  proxy: static data and flatmap around the composed backends
 //
 // At backend level middlewares wrap the single backend call in the same order.
@@ -44,8 +47,10 @@ import { router } from './router.ts';
 import { securityBotDetector } from './security-bot-detector.ts';
 import { securityCors } from './security-cors.ts';
 import { securityHttp } from './security-http.ts';
-import { modifierResponseHeaders } from './modifier-response-headers.ts';
 import { telemetryLogging } from './telemetry-logging.ts';
+import { modifierLuaBackend, modifierLuaEndpoint, modifierLuaProxy } from './modifier-lua.ts';
+import { modifierMartian } from './modifier-martian.ts';
+import { modifierResponseHeaders } from './modifier-response-headers.ts';
 import { telemetryMetrics } from './telemetry-metrics.ts';
 import { telemetryOpentelemetry } from './telemetry-opentelemetry.ts';
 import { validationCel } from './validation-cel.ts';
@@ -57,6 +62,7 @@ export const NAMESPACES: readonly Namespace[] = [
   proxy,
   backendHttp,
   backendGraphql,
+  modifierMartian,
   telemetryOpentelemetry,
   telemetryMetrics,
   telemetryLogging,
@@ -80,6 +86,9 @@ export const NAMESPACES: readonly Namespace[] = [
   qosCircuitBreakerHttp,
   validationJsonSchema,
   validationCel,
+  modifierLuaEndpoint,
+  modifierLuaProxy,
+  modifierLuaBackend,
   modifierResponseHeaders,
 ];
 

@@ -10,6 +10,7 @@ import { decodeContent, requestBuffered, type BufferedResponse } from './buffere
 import { BackendStatusError, GatewayError, invalidStatusText, TimeoutError } from './errors.ts';
 import { compileGraphql } from './graphql.ts';
 import { compileHeaderForwarder } from './headers.ts';
+import { compileMartian } from './martian.ts';
 import { compileQueryFilter } from './query.ts';
 import { requestStreamed } from './streamed-request.ts';
 import type { Data, Passthrough, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
@@ -33,6 +34,8 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   // backend/graphql: the call carries a GraphQL request, with the method it says.
   const graphql = b.graphql === undefined ? undefined : compileGraphql(b.graphql);
   const method = (b.graphql?.method ?? b.method) as Dispatcher.HttpMethod;
+  // modifier/martian: static changes to the call as sent and to the answer before it is decoded.
+  const martian = b.martian === undefined ? undefined : compileMartian(b.martian);
   const noop = b.encoding === 'no-op';
   const decode = noop ? undefined : compileDecoder(b.encoding, b.isCollection);
   const transform = noop ? undefined : compileBackendTransform(b);
@@ -59,29 +62,40 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     }
     const path = host.basePath + (query === '' ? template.render(req) : template.render(req) + separator + query);
     const options = { origin, path, method, headers, body };
+    // modifier/lua-backend: its pre script sees and may change the call about to be sent.
+    if (req.prepareCall !== undefined) await req.prepareCall(options);
+    const sent = martian?.modifyRequest(options);
+    const url = options.origin + options.path;
     const traced = req.callTrace;
-    if (traced !== undefined) traced.url = origin + path;
+    if (traced !== undefined) traced.url = url;
 
     if (noop) {
       let pt: Passthrough;
       try {
         pt = await requestStreamed(upstream, options, req.signal);
       } catch (err) {
-        throw upstreamError(req, err, origin + path);
+        throw upstreamError(req, err, url);
       }
+      if (sent !== undefined) pt = martian!.modifyStreamed(pt, sent);
       return { data: {}, complete: false, passthrough: pt };
     }
 
     let res: BufferedResponse;
+    // What the backend answered, when modifier/martian changed it (middlewares such as the HTTP cache and traces see this one).
+    let answered: BufferedResponse | undefined;
     let raw: Buffer;
     try {
       res = await requestBuffered(upstream, options, req.signal, maxBackendBodyBytes);
+      if (sent !== undefined) {
+        answered = res;
+        res = martian!.modifyBuffered(res, sent);
+      }
       raw = await decodeContent(res.body, res.headers['content-encoding'], maxBackendBodyBytes);
     } catch (err) {
-      throw upstreamError(req, err, origin + path);
+      throw upstreamError(req, err, url);
     }
 
-    if (traced !== undefined) traced.status = res.status;
+    if (traced !== undefined) traced.status = (answered ?? res).status;
     if (!SUCCESS.has(res.status)) {
       const contentType = res.headers['content-type'] as string | undefined;
       const text = raw.toString('utf8');
@@ -97,10 +111,13 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     try {
       data = decode!(raw);
     } catch (err) {
-      throw new GatewayError(500, `decoding ${origin + path}: ${(err as Error).message}`, { cause: err, code: 'BACKEND_DECODE' });
+      throw new GatewayError(500, `decoding ${url}: ${(err as Error).message}`, { cause: err, code: 'BACKEND_DECODE' });
     }
     if (transform) data = transform(data);
-    if (withMeta) return { data, complete: true, meta: { status: res.status, headers: res.headers, bodyBytes: raw.length } };
+    if (withMeta) {
+      const backend = answered ?? res;
+      return { data, complete: true, meta: { status: backend.status, headers: backend.headers, bodyBytes: raw.length } };
+    }
     return { data, complete: true };
   };
 }

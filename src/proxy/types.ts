@@ -44,6 +44,19 @@ export interface ProxyRequest {
   trace?: RequestTrace;
   /** Set on a backend call's own copy of the request when its call is traced: what the call reports to its span. */
   callTrace?: CallTrace;
+  /** Set by a backend middleware that rewrites the call (modifier/lua-backend): runs just before it is sent, and may change it. */
+  prepareCall?: (call: BackendCall) => Promise<void> | void;
+}
+
+/** A backend call about to be sent (see ProxyRequest.prepareCall). */
+export interface BackendCall {
+  origin: string;
+  /** Path and query. */
+  path: string;
+  method: string;
+  /** Lower-case names. */
+  headers: Record<string, string | string[]>;
+  body: Buffer | undefined;
 }
 
 /** What a pipeline stage answers. Failures are thrown as GatewayError. */

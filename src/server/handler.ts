@@ -261,6 +261,8 @@ async function serveEndpoint(
     if (hasBody(req)) preq.body = await readRequestBody(req, plan.config.maxBodyBytes);
     const result = await ep.proxy(preq);
     if (result.errors) logErrors(ep, result.errors, preq.requestId);
+    // Headers middlewares added (modifier/lua-* post scripts) go on the answer too.
+    applyPolicyHeaders(res, preq);
     sendResult(res, ep, result, req.headers.accept);
   } catch (err) {
     const e = asGatewayError(err);
