@@ -21,7 +21,7 @@ import { translateRe2 } from '../config/re2.ts';
 import type { BackendConfig, EndpointConfig } from '../config/types.ts';
 import { PolicyError } from '../proxy/errors.ts';
 import { canonicalHeaderKey, compileHeaderForwarder } from '../proxy/headers.ts';
-import { compileQueryFilter, parseQuery } from '../proxy/query.ts';
+import { compileQueryFilter, decodePath, parseQuery } from '../proxy/query.ts';
 import type { Proxy, ProxyRequest, ProxyResponse, RawHeaders } from '../proxy/types.ts';
 import { USER_AGENT } from '../version.ts';
 import type { Namespace } from './namespace.ts';
@@ -327,15 +327,6 @@ function capitalizedParams(req: ProxyRequest): Record<string, string> {
 }
 
 const capitalize = (s: string): string => (s === '' ? s : s[0].toUpperCase() + s.slice(1));
-
-function decodePath(p: string): string {
-  if (!p.includes('%')) return p;
-  try {
-    return decodeURIComponent(p);
-  } catch {
-    return p;
-  }
-}
 
 /** Go's http.Header shape: canonical names, every value a list. */
 function headerLists(h: Record<string, string | string[]>): Record<string, string[]> {

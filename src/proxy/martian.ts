@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MartianCondition, MartianModifier } from '../namespaces/modifier-martian.ts';
 import type { BufferedResponse } from './buffered-request.ts';
+import { decodePath } from './query.ts';
 import type { Passthrough, RawHeaders } from './types.ts';
 
 type HeaderValue = string | string[];
@@ -329,15 +330,6 @@ export function matchHost(host: string, pattern: string): boolean {
   const h = host.split('.');
   const p = pattern.split('.');
   return h.length === p.length && p.every((label, i) => label === '*' || label === h[i]);
-}
-
-function decodePath(path: string): string {
-  if (!path.includes('%')) return path;
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path;
-  }
 }
 
 /** A configured (decoded) path as Go's URL.EscapedPath() sends it. */

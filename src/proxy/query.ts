@@ -35,6 +35,16 @@ function decodeName(raw: string): string {
   }
 }
 
+/** A percent-encoded path, decoded; as written when it is not valid percent-encoding. */
+export function decodePath(path: string): string {
+  if (!path.includes('%')) return path;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 /** Parse a raw query into name -> values (used by /__echo and placeholders). */
 export function parseQuery(raw: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
