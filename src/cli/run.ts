@@ -128,9 +128,15 @@ export async function run(opts: RunOptions): Promise<number> {
   try {
     await management.follow(plane.current!);
   } catch (err) {
-    process.stderr.write(`portico: cannot start the management listener: ${(err as Error).message}\n`);
-    await plane.shutdown(0);
-    return 1;
+    // Asked for on the command line: a port that cannot be bound is a start-up error. Named by
+    // the configuration (KrakenD files often carry telemetry/metrics' ":8090"): traffic is served
+    // anyway, and a later reload may move the listener somewhere free.
+    if (opts.managementPort === undefined) log('error', 'the management listener cannot start; serving without it', { error: (err as Error).message });
+    else {
+      process.stderr.write(`portico: cannot start the management listener: ${(err as Error).message}\n`);
+      await plane.shutdown(0);
+      return 1;
+    }
   }
   const s = plane.current!;
   log('info', 'listening', { port, workers: opts.workers ?? 1, version: s.version, hash: s.hash, source: s.source, endpoints: s.config.endpoints.length, portico: VERSION });
@@ -191,6 +197,7 @@ class ManagedListener {
   #current: { address: ManagementAddress; listener: ManagementListener } | undefined;
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
+  #followed = false;
 
   constructor(fixedPort: number | undefined, start: (a: ManagementAddress) => Promise<ManagementListener>) {
     this.#fixed = fixedPort;
@@ -199,7 +206,8 @@ class ManagedListener {
 
   /** Move to where `s` asks; the first call (start-up) rejects when the address cannot be bound. */
   follow(s: Snapshot): Promise<void> {
-    const first = this.#current === undefined;
+    const first = !this.#followed;
+    this.#followed = true;
     const want = this.#fixed !== undefined ? { host: '127.0.0.1', port: this.#fixed } : configuredManagement(s);
     const move = this.#queue.then(() => this.#move(want));
     this.#queue = move.catch((err: Error) => {

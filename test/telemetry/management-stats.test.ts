@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { json, startBackend, type TestBackend } from '../helpers/backend.ts';
@@ -157,6 +159,22 @@ describe('the management address from the configuration', () => {
       (closed) => closed,
       'the listener closed',
     );
+  });
+
+  it('an address from the configuration that is taken: traffic is served without the listener, and the error is logged', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    const w = writeConfigFile(config(be.url, { 'telemetry/metrics': { listen_address: `127.0.0.1:${port}` } }));
+    const run = await startCli(['run', '-c', w.file, '-p', '0', '--cache-dir', w.cache()]);
+    try {
+      assert.equal((await get(`http://127.0.0.1:${run.port}`, '/items/1')).status, 200);
+      assert.match(run.output(), /the management listener cannot start; serving without it/);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+      taken.close();
+    }
   });
 
   it('--management-port wins over the configuration', async () => {
