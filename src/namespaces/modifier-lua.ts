@@ -891,8 +891,8 @@ function luaNamespace(name: string, kind: Kind, scopes: readonly NamespaceScope[
 }
 
 /** `modifier/lua-endpoint` (service or endpoint): `ctx`, the HTTP request, before anything else of the endpoint's pipeline. */
-export const modifierLuaEndpoint = luaNamespace('modifier/lua-endpoint', 'endpoint', ['service', 'endpoint'], 620);
+export const modifierLuaEndpoint = luaNamespace('modifier/lua-endpoint', 'endpoint', ['service', 'endpoint'], 600);
 /** `modifier/lua-proxy` (endpoint): `request` before the backends, `response` after their merge. */
-export const modifierLuaProxy = luaNamespace('modifier/lua-proxy', 'proxy', ['endpoint'], 622);
+export const modifierLuaProxy = luaNamespace('modifier/lua-proxy', 'proxy', ['endpoint'], 602);
 /** `modifier/lua-backend` (backend): `request` of one backend call, `response` of that backend. */
-export const modifierLuaBackend = luaNamespace('modifier/lua-backend', 'backend', ['backend'], 625);
+export const modifierLuaBackend = luaNamespace('modifier/lua-backend', 'backend', ['backend'], 605);

@@ -13,10 +13,10 @@
 //        may key on who the client is); at backend level the HTTP cache (505: a
 //        hit spends no backend token and passes an open breaker), the backend
 //        rate limit (510), the circuit breaker (520: it counts only real calls)
-//   600  request validation after the body is read: validation/json-schema (600), then
-//        validation/cel (610; at backend level inside the cache, limit and breaker)
-//   620  Lua scripts: modifier/lua-endpoint (620), lua-proxy (622), lua-backend (625,
-//        innermost at backend level: its pre sees the call about to be sent)
+//   600  scripts and validation after the body is read, in KrakenD's order (its proxy
+//        stack wraps lua around cel around jsonschema): modifier/lua-endpoint (600),
+//        lua-proxy (602), validation/cel (610), validation/json-schema (615); at backend
+//        level, inside the cache, limit and breaker, lua-backend (605) around cel (610)
 //   900  proxy: static data and flatmap around the composed backends
 //
 // At backend level middlewares wrap the single backend call in the same order.

@@ -140,7 +140,7 @@ export function compileSchema(o: JsonSchemaOptions, allErrors: boolean, warn?: (
 export const validationJsonSchema: Namespace<JsonSchemaOptions> = {
   name: NAME,
   scopes: ['endpoint'],
-  order: 600,
+  order: 615,
   policy: true,
   parse(raw, path, c) {
     if (!isPlainObject(raw) && typeof raw !== 'boolean') {

@@ -672,3 +672,39 @@ describe('modifier/lua-*: live sources', () => {
     assert.equal(broken.status, 500);
   });
 });
+
+describe('Lua, CEL and JSON schema run in KrakenD order', () => {
+  let be: TestBackend;
+  let gw: TestGateway;
+  before(async () => {
+    be = await startEcho();
+    gw = await startGateway({
+      host: [be.url],
+      endpoints: [
+        {
+          endpoint: '/ordered',
+          method: 'POST',
+          input_headers: ['X-Ok'],
+          extra_config: {
+            // KrakenD's proxy stack wraps lua around cel around jsonschema: the script fixes the
+            // body and the header the other two then accept.
+            [PROXY]: { pre: `local r = request.load()\nr:body('{"name":"from-lua"}')\nr:headers('X-Ok', 'yes')` },
+            'validation/cel': [{ check_expr: "req_headers['X-Ok'][0] == 'yes'" }],
+            'validation/json-schema': { type: 'object', required: ['name'] },
+          },
+          backend: [{ url_pattern: '/o' }],
+        },
+      ],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await be.close();
+  });
+
+  it('a lua-proxy pre script runs before validation/cel and validation/json-schema', async () => {
+    const r = await request(gw.url, '/ordered', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-ok': 'no' } });
+    assert.equal(r.status, 200, r.body);
+    assert.equal((r.json() as { body: string }).body, '{"name":"from-lua"}');
+  });
+});
