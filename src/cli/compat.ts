@@ -9,7 +9,7 @@ import { formatIssue, loadConfigFile } from '../config/load.ts';
 import { formatPath, isPlainObject, type JsonPath } from '../config/json-path.ts';
 import { namespaceKind } from '../namespaces/fail-closed.ts';
 import type { NamespaceScope } from '../namespaces/namespace.ts';
-import { NAMESPACES } from '../namespaces/registry.ts';
+import { findNamespace } from '../namespaces/registry.ts';
 
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
 
@@ -40,22 +40,24 @@ export interface CompatRow {
   note: string;
 }
 
-const BY_NAME = new Map(NAMESPACES.map((n) => [n.name, n]));
+/** A namespace's page and whether it lists differences from KrakenD, read once per page. */
+const pages = new Map<string, { page: string; differences: boolean } | undefined>();
 
-function pageOf(name: string): string | undefined {
+function pageOf(name: string): { page: string; differences: boolean } | undefined {
   const page = SHARED_PAGES[name] ?? `namespaces/${name.replaceAll('/', '-')}.md`;
-  return existsSync(DOCS + page) ? page : undefined;
+  if (!pages.has(page)) {
+    pages.set(page, existsSync(DOCS + page) ? { page, differences: readFileSync(DOCS + page, 'utf8').includes('## Differences from KrakenD') } : undefined);
+  }
+  return pages.get(page);
 }
 
 function classify(name: string, scope: NamespaceScope): Omit<CompatRow, 'namespace' | 'path' | 'scope'> {
-  const ns = BY_NAME.get(name);
+  const ns = findNamespace(name);
   if (ns && ns.scopes.includes(scope)) {
     if (CORE.has(name)) return { status: 'implemented', severity: 'ok', note: 'docs/configuration.md' };
-    const page = pageOf(name);
-    if (page && readFileSync(DOCS + page, 'utf8').includes('## Differences from KrakenD')) {
-      return { status: 'differences', severity: 'ok', note: `docs/${page}#differences-from-krakend` };
-    }
-    return { status: 'implemented', severity: 'ok', note: page ? `docs/${page}` : '' };
+    const doc = pageOf(name);
+    if (doc?.differences) return { status: 'differences', severity: 'ok', note: `docs/${doc.page}#differences-from-krakend` };
+    return { status: 'implemented', severity: 'ok', note: doc ? `docs/${doc.page}` : '' };
   }
   if (ns) {
     return ns.policy

@@ -94,6 +94,11 @@ export const NAMESPACES: readonly Namespace[] = [
 
 const BY_NAME = new Map(NAMESPACES.map((ns) => [ns.name, ns]));
 
+/** The module implementing `name`, if this build has one. */
+export function findNamespace(name: string): Namespace | undefined {
+  return BY_NAME.get(name);
+}
+
 /** The module of a parsed namespace (uses only name namespaces of this registry). */
 export function namespaceNamed(name: string): Namespace {
   const ns = BY_NAME.get(name);
