@@ -12,6 +12,7 @@
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
 import type { BackendConfig, EndpointConfig, ServiceConfig } from '../config/types.ts';
+import type { BackendTransport } from '../proxy/backend.ts';
 import type { Proxy, ProxyRequest, RawHeaders } from '../proxy/types.ts';
 import type { StateScope } from './state.ts';
 
@@ -98,6 +99,13 @@ export interface Namespace<O = unknown> {
   parse(raw: unknown, at: JsonPath, c: IssueCollector, ctx: ParseContext): O | undefined;
   /** Once per Plan. Namespaces the core reads directly (router, proxy, ...) have none. */
   compile?(options: O, ctx: CompileContext): Compiled | undefined;
+  /**
+   * Backend namespaces only: the backend is reached by this transport instead of
+   * HTTP (a backend has at most one; its hosts get no HTTP connection pool).
+   * Once per Plan; connections it keeps belong in ctx.state, and under
+   * ctx.checkOnly nothing may be connected.
+   */
+  transport?(options: O, ctx: CompileContext): BackendTransport;
 }
 
 /** A namespace as configured at one place: its name and parsed options (plain data, see parse()). */

@@ -99,6 +99,11 @@ export function findNamespace(name: string): Namespace | undefined {
   return BY_NAME.get(name);
 }
 
+/** The backend transport a backend's namespaces name (AMQP, Lambda, pub/sub), if any: see Namespace.transport. */
+export function transportUse(uses: readonly NamespaceUse[], resolve: (name: string) => Namespace = namespaceNamed): NamespaceUse | undefined {
+  return uses.find((u) => resolve(u.name).transport !== undefined);
+}
+
 /** The module of a parsed namespace (uses only name namespaces of this registry). */
 export function namespaceNamed(name: string): Namespace {
   const ns = BY_NAME.get(name);
@@ -125,6 +130,7 @@ export function parseNamespaces(
   onParsed?: (name: string, options: unknown) => void,
 ): NamespaceUse[] {
   const uses: { use: NamespaceUse; order: number }[] = [];
+  let transport: string | undefined;
   // In stack order, so a namespace can read the ones it builds on (redis before the limits that use its pools).
   const names = Object.keys(extra).sort((a, b) => (BY_NAME.get(a)?.order ?? Infinity) - (BY_NAME.get(b)?.order ?? Infinity));
   for (const name of names) {
@@ -137,6 +143,13 @@ export function parseNamespaces(
     if (!ns.scopes.includes(ctx.scope)) {
       reportUnsupportedNamespace(c, name, at, ctx.scope, IMPLEMENTED[ctx.scope], { scopes: ns.scopes, policy: ns.policy });
       continue;
+    }
+    if (ns.transport !== undefined) {
+      if (transport !== undefined) {
+        c.error(at, `one backend kind per backend (this backend is already "${transport}")`, `"${name}" as well`);
+        continue;
+      }
+      transport = name;
     }
     const options = ns.parse(extra[name], at, c, ctx);
     if (options === undefined) continue;

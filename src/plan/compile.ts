@@ -1,6 +1,6 @@
 import type { BackendConfig, EndpointConfig, ServiceConfig } from '../config/types.ts';
 import { optionsOf, type CompileContext, type Namespace, type NamespaceScope } from '../namespaces/namespace.ts';
-import { namespaceNamed } from '../namespaces/registry.ts';
+import { namespaceNamed, transportUse } from '../namespaces/registry.ts';
 import { compileStack } from '../namespaces/stack.ts';
 import { PolicyState, stateKey, type StateScope } from '../namespaces/state.ts';
 import { applyTo, modifierResponseHeaders } from '../namespaces/modifier-response-headers.ts';
@@ -56,7 +56,7 @@ function build(
 ): Plan {
   const poolOptions = { connectionsPerHost: config.maxIdleConnectionsPerHost };
   const upstream = pools.dispatcher(poolOptions);
-  const origins = new Set(config.endpoints.flatMap((ep) => ep.backends.flatMap((b) => b.host.map((h) => splitHost(h).origin))));
+
   const usage: PlanUsage = { active: 0, onIdle: undefined };
   const addressing = compileClientAddressing(config.router);
   const clientIp = (req: ProxyRequest): string => addressing.clientIp(req.peer, req.headers);
@@ -72,6 +72,13 @@ function build(
   });
 
   const moduleOf = opts.namespaces ?? namespaceNamed;
+  // HTTP pools for the backends reached over HTTP (not those with a transport: AMQP, Lambda, pub/sub).
+  const httpBackends = config.endpoints.flatMap((ep) => ep.backends.filter((b) => transportUse(b.namespaces, moduleOf) === undefined));
+  const origins = new Set(httpBackends.flatMap((b) => b.host.map((h) => splitHost(h).origin)));
+  const transport = (ep: EndpointConfig, b: BackendConfig) => {
+    const use = transportUse(b.namespaces, moduleOf);
+    return use === undefined ? undefined : moduleOf(use.name).transport!(use.options, context('backend', ep, b));
+  };
   const service = compileStack(config.namespaces, context('service'), moduleOf);
   const responseRules = optionsOf(config.namespaces, modifierResponseHeaders);
   const otel = optionsOf(config.namespaces, telemetryOpentelemetry);
@@ -87,7 +94,7 @@ function build(
     if (backendMetrics) wrapped = meteredBackend(wrapped, ep.endpoint, b.urlPattern);
     return tracing === undefined ? wrapped : tracing.backend(wrapped, ep.endpoint, b.method, b.urlPattern);
   };
-  const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend };
+  const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend, transport };
   const router = new Router<CompiledEndpoint>({
     redirectTrailingSlash: !config.router.disableRedirectTrailingSlash,
     redirectFixedPath: !config.router.disableRedirectFixedPath,

@@ -13,13 +13,27 @@ import { compileHeaderForwarder } from './headers.ts';
 import { compileMartian } from './martian.ts';
 import { compileQueryFilter } from './query.ts';
 import { requestStreamed } from './streamed-request.ts';
-import type { Data, Passthrough, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
+import type { BackendCall, Data, Passthrough, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
 import { compileUrlTemplate } from './url-template.ts';
+
+/**
+ * How a backend namespace reaches a backend that is not an HTTP server (an AMQP
+ * broker, a Lambda function, a pub/sub topic). It gets the call as Portico built
+ * it for HTTP (forwarded headers, body, the rendered url_pattern and filtered
+ * query in `path`) and the client's request, and answers like an HTTP backend
+ * would: the status decides success (200/201) and the body is decoded with the
+ * backend's `encoding`. Failures are thrown (a GatewayError with a code, or any
+ * error: then a 500 BACKEND_UNREACHABLE). It must honour `req.signal` and the
+ * backend body limit.
+ */
+export type BackendTransport = (call: BackendCall, req: ProxyRequest, maxBodyBytes: number) => Promise<BufferedResponse>;
 
 export interface BackendDeps {
   upstream: Dispatcher;
   maxBackendBodyBytes: number;
   userAgent: string;
+  /** The transport of a backend that is not reached over HTTP (see BackendTransport), if it has one. */
+  transport(ep: EndpointConfig, b: BackendConfig): BackendTransport | undefined;
 }
 
 const SUCCESS = new Set([200, 201]);
@@ -44,6 +58,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   const separator = template.hasQuery ? '&' : '?';
   // Backend middlewares (qos/http-cache) may need the answer's status and headers; nothing else does.
   const withMeta = b.namespaces.length > 0;
+  const transport = deps.transport(ep, b);
 
   return async function callBackend(req: ProxyRequest): Promise<ProxyResponse> {
     const host = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];
@@ -72,7 +87,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     if (noop) {
       let pt: Passthrough;
       try {
-        pt = await requestStreamed(upstream, options, req.signal);
+        pt = transport === undefined ? await requestStreamed(upstream, options, req.signal) : bufferedPassthrough(await transport(options, req, maxBackendBodyBytes));
       } catch (err) {
         throw upstreamError(req, err, url);
       }
@@ -85,7 +100,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     let answered: BufferedResponse | undefined;
     let raw: Buffer;
     try {
-      res = await requestBuffered(upstream, options, req.signal, maxBackendBodyBytes);
+      res = transport === undefined ? await requestBuffered(upstream, options, req.signal, maxBackendBodyBytes) : await transport(options, req, maxBackendBodyBytes);
       if (sent !== undefined) {
         answered = res;
         res = martian!.modifyBuffered(res, sent);
@@ -120,6 +135,13 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     }
     return { data, complete: true };
   };
+}
+
+/** A transport's whole answer, passed through as a no-op backend's stream would be. */
+function bufferedPassthrough(res: BufferedResponse): Passthrough {
+  const headers: (string | string[])[] = [];
+  for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) headers.push(name, value);
+  return { status: res.status, headers, pipe: (out) => void out.end(res.body), discard: () => {} };
 }
 
 export interface HostParts {
