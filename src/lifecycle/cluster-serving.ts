@@ -1,7 +1,7 @@
 // Serving on every core (--workers N): the primary process keeps the lifecycle
 // (sources, versions, validation, last known good) and hands each accepted
-// snapshot to N worker processes, which compile and swap it exactly like a
-// single process does. Workers share the listening port through node:cluster.
+// snapshot to N worker processes, which compile it, then swap it at one
+// moment (two phases, see #reload). Workers share the listening port through node:cluster.
 // A worker that dies is replaced, and the replacement is given the current
 // snapshot before it starts accepting connections.
 
@@ -16,6 +16,8 @@ import type { FromWorker, ToWorker } from './worker-protocol.ts';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 const REPLY_TIMEOUT_MS = 30_000;
+/** How far ahead of now a reload's swap is set: IPC delivery to every worker takes well under this. */
+const COMMIT_DELAY_MS = 25;
 /** A worker that cannot say how it is within this time is reported not alive (its event loop is stuck). */
 const REPORT_TIMEOUT_MS = 1_000;
 
@@ -65,20 +67,38 @@ export class ClusterServing implements Serving {
     if (this.#live.size === 0) {
       await Promise.all(Array.from({ length: this.#opts.workers }, (_, slot) => this.#spawn(next, slot)));
     } else {
-      const results = await Promise.allSettled([...this.#live].map((w) => this.#apply(w, next, previous)));
-      const failed = results.filter((r) => r.status === 'rejected');
-      // Workers compile what the primary validated: a failure is environmental (a TLS file gone).
-      // Workers that failed keep their old plan; fail the offer only if none took it.
-      if (failed.length === results.length) {
-        this.#target = this.#current;
-        throw (failed[0] as PromiseRejectedResult).reason;
-      }
-      for (const f of failed) log('error', 'a worker could not apply the config', { error: String((f as PromiseRejectedResult).reason) });
+      await this.#reload(next, previous);
     }
     this.#current = next;
     // The primary's own lines (lifecycle, reloads) follow the config as the workers' do.
     applyLogging(next.config);
     this.healthChanged();
+  }
+
+  /**
+   * A reload in two phases, so the instance serves one version at a time:
+   * every worker compiles and holds the new plan; only when all have, each is
+   * told to swap at the same wall-clock moment (COMMIT_DELAY_MS ahead, time for
+   * the message to arrive). Requests that reach any worker after that moment
+   * run on the new plan. If a worker cannot compile (workers compile what the
+   * primary validated, so the cause is environmental: a TLS file gone), all
+   * drop it and the offer fails: nothing changes. A worker that dies meanwhile
+   * is left out (its replacement starts from the new snapshot).
+   */
+  async #reload(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
+    const workers = [...this.#live];
+    const results = await Promise.allSettled(workers.map((w) => this.#ask(w, { type: 'prepare', snapshot: next, previous }, 'prepared')));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' && !workers[i].isDead() ? [r.reason as Error] : []));
+    if (failed.length > 0) {
+      for (const w of workers) send(w, { type: 'abort' });
+      this.#target = this.#current;
+      throw new Error(`${failed.length} of ${workers.length} workers could not compile the configuration: ${failed[0].message}`);
+    }
+    const at = Date.now() + COMMIT_DELAY_MS;
+    const committed = workers.filter((w) => !w.isDead()).map((w) => this.#ask(w, { type: 'commit', at }, 'committed'));
+    for (const r of await Promise.allSettled(committed)) {
+      if (r.status === 'rejected') log('error', 'a worker could not swap in the new configuration', { error: String(r.reason) });
+    }
   }
 
   async listen(): Promise<number> {

@@ -26,6 +26,8 @@ export class LocalServing implements Serving {
   readonly #state = new PolicyState();
   readonly #retiring = new Set<Promise<void>>();
   #gateway: Gateway | undefined;
+  /** A compiled plan waiting for commit() (two-phase reloads across workers). */
+  #prepared: { plan: Plan; next: Snapshot; previous: Snapshot | undefined } | undefined;
 
   constructor(hooks: ServingHooks, opts: LocalServingOptions = {}) {
     this.#hooks = hooks;
@@ -40,7 +42,23 @@ export class LocalServing implements Serving {
   }
 
   async apply(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
+    await this.prepare(next, previous);
+    await this.commit(Date.now());
+  }
+
+  /** Phase one of a reload (--workers: every worker compiles before any swaps): compile `next` and hold it. */
+  async prepare(next: Snapshot, previous: Snapshot | undefined): Promise<void> {
     const plan = compilePlan(next.config, { pools: this.#pools, state: this.#state, accessLogOut: this.#opts.accessLogOut });
+    await this.abort();
+    this.#prepared = { plan, next, previous };
+  }
+
+  /** Phase two: serve the prepared plan from wall-clock time `at` on; resolves once it serves. */
+  async commit(at: number): Promise<void> {
+    const prepared = this.#prepared;
+    if (prepared === undefined) throw new Error('no prepared configuration to commit');
+    this.#prepared = undefined;
+    const { plan, next, previous } = prepared;
     if (!this.#gateway) {
       try {
         this.#gateway = new Gateway(plan, { forceDebug: this.#opts.debug, health: this.#health, ready: this.#hooks.ready });
@@ -56,8 +74,15 @@ export class LocalServing implements Serving {
         log('warn', `${change} changed: takes effect after a restart`, { version: next.version });
       }
     }
-    this.#retire(this.#gateway.swap(plan));
+    this.#retire(await this.#gateway.swapAt(plan, at));
     applyLogging(next.config);
+  }
+
+  /** Drop a prepared plan that will not be committed (another worker could not compile it). */
+  async abort(): Promise<void> {
+    const prepared = this.#prepared;
+    this.#prepared = undefined;
+    if (prepared !== undefined) await prepared.plan.close(0);
   }
 
   #retire(old: Plan): void {
@@ -73,6 +98,7 @@ export class LocalServing implements Serving {
   }
 
   async shutdown(graceMs: number): Promise<void> {
+    await this.abort();
     await this.#gateway?.shutdown(graceMs);
     await Promise.all(this.#retiring);
     await Promise.all([this.#pools.close(), this.#state.close()]);

@@ -18,6 +18,8 @@ let ready = false;
 let stopping = false;
 /** The configuration this worker serves. */
 let served: { version: number; hash: string } | undefined;
+/** The configuration prepared for the next commit. */
+let prepared: { version: number; hash: string } | undefined;
 const serving = new LocalServing(
   {
     health: () => ({ ...health, worker: { id: cluster.worker?.id ?? 0, pid: process.pid } }),
@@ -50,6 +52,27 @@ process.on('message', (m: ToWorker) => {
         },
         (err: Error) => reply({ type: 'failed', request: 'apply', error: err.message }),
       );
+      return;
+    case 'prepare':
+      prepared = { version: m.snapshot.version, hash: m.snapshot.hash };
+      serving.prepare(m.snapshot, m.previous).then(
+        () => reply({ type: 'prepared', version: m.snapshot.version }),
+        (err: Error) => reply({ type: 'failed', request: 'prepare', error: err.message }),
+      );
+      return;
+    case 'commit': {
+      const version = prepared!;
+      serving.commit(m.at).then(
+        () => {
+          served = version;
+          reply({ type: 'committed', version: version.version });
+        },
+        (err: Error) => reply({ type: 'failed', request: 'commit', error: err.message }),
+      );
+      return;
+    }
+    case 'abort':
+      void serving.abort();
       return;
     case 'listen':
       serving.listen().then(

@@ -21,6 +21,8 @@ export interface GatewayOptions {
 
 export class Gateway {
   #plan: Plan;
+  /** A plan waiting for its swap time (swapAt). */
+  #due: { plan: Plan; at: number; timer: NodeJS.Timeout; resolve: (old: Plan) => void } | undefined;
   #draining = false;
   readonly server: Server;
   readonly #opts: GatewayOptions;
@@ -51,15 +53,42 @@ export class Gateway {
     this.server.on('clientError', onClientError);
   }
 
+  /** The plan a request arriving now runs on (a plan due to be swapped in by now is swapped first). */
   get plan(): Plan {
+    if (this.#due !== undefined && Date.now() >= this.#due.at) this.#swapDue();
     return this.#plan;
   }
 
   /** Swap in a new plan; requests already running finish on the old one. */
   swap(plan: Plan): Plan {
+    if (this.#due !== undefined) this.#swapDue();
     const old = this.#plan;
     this.#plan = plan;
     return old;
+  }
+
+  /**
+   * Swap in `plan` at wall-clock time `at` (Date.now() milliseconds): every
+   * request that arrives from then on runs on it, even before the timer fires
+   * (--workers: all workers get the same `at`, so requests that reach the
+   * instance after that moment see the new version whichever worker takes them).
+   * Resolves with the plan it replaced.
+   */
+  swapAt(plan: Plan, at: number): Promise<Plan> {
+    if (this.#due !== undefined) this.#swapDue();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#swapDue(), Math.max(0, at - Date.now()));
+      this.#due = { plan, at, timer, resolve };
+    });
+  }
+
+  #swapDue(): void {
+    const due = this.#due!;
+    this.#due = undefined;
+    clearTimeout(due.timer);
+    const old = this.#plan;
+    this.#plan = due.plan;
+    due.resolve(old);
   }
 
   listen(): Promise<AddressInfo> {
@@ -77,6 +106,7 @@ export class Gateway {
   /** Stop accepting, let in-flight requests finish for up to graceMs, then close what is left. */
   async shutdown(graceMs = 10_000): Promise<void> {
     this.#draining = true;
+    if (this.#due !== undefined) this.#swapDue();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);

@@ -12,7 +12,8 @@ import { workerEnv } from '../../src/lifecycle/cluster-serving.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'portico-workers-'));
 
-function config(be: string, tag: string): string {
+/** `filler` endpoints make the configuration take a while to compile, as a real one does. */
+function config(be: string, tag: string, filler = 0): string {
   return JSON.stringify({
     version: 3,
     host: [be],
@@ -20,6 +21,7 @@ function config(be: string, tag: string): string {
     endpoints: [
       { endpoint: '/x', backend: [{ url_pattern: `/${tag}` }] },
       { endpoint: '/slow', timeout: '5s', backend: [{ url_pattern: '/slow' }] },
+      ...Array.from({ length: filler }, (_, i) => ({ endpoint: `/filler/${i}/{id}`, backend: [{ url_pattern: `/f/${i}/{id}`, allow: ['a', 'b'] }] })),
     ],
   });
 }
@@ -122,6 +124,37 @@ describe('--workers', () => {
     assert.ok(failed <= 8, `${failed} failed requests (of ${ok + failed}) with 8 connections`);
     assert.ok(ok > 100, `${ok} requests served during the test`);
     console.log(`worker kill under load: ${ok} ok, ${failed} failed (in flight on the killed worker)`);
+  });
+
+  it('a reload swaps every worker at one moment: once a new answer arrived, no later request gets the old one', async () => {
+    await workersAt(base, 2, 2);
+    // Sequential requests on 6 keep-alive connections, spread over both workers, before, during and after the reload.
+    const pool = new Pool(base, { connections: 6, pipelining: 1 });
+    const answers: { sent: number; received: number; from: string }[] = [];
+    let firstNew = Infinity;
+    const deadline = Date.now() + 10_000;
+    const loops = Array.from({ length: 6 }, async () => {
+      // Until new answers have come for 300 ms (or the deadline, when the reload never lands).
+      while (Date.now() < deadline && Date.now() < firstNew + 300) {
+        const sent = performance.now();
+        const r = await pool.request({ path: '/x', method: 'GET' });
+        const body = (await r.body.json()) as { from: string };
+        const received = performance.now();
+        answers.push({ sent, received, from: body.from });
+        if (body.from === '/v3' && received < firstNew) firstNew = received;
+      }
+    });
+    await sleep(100);
+    writeAtomic(file, config(be.url, 'v3', 3000));
+    gw.child.kill('SIGHUP');
+    await Promise.all(loops);
+    await pool.close();
+    const old = answers.filter((a) => a.from === '/v2');
+    const late = old.filter((a) => a.sent > firstNew);
+    assert.ok(firstNew < Infinity, 'the reload landed');
+    assert.ok(old.length > 0, 'requests ran before the reload');
+    assert.deepEqual(late, [], `${late.length} of ${answers.length} requests sent after the first new answer got the old version`);
+    assert.equal((await workersAt(base, 2, 3)).size, 2);
   });
 
   it('SIGTERM drains every worker: in-flight requests finish, then the process exits 0', async () => {
