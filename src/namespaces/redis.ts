@@ -18,6 +18,7 @@
 import { Redis } from 'ioredis';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import { parseDuration } from '../config/duration.ts';
+import { parseHostPort } from '../config/host-port.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
 import { log } from '../telemetry/log.ts';
@@ -113,9 +114,9 @@ function parsePool(c: IssueCollector, raw: unknown, at: JsonPath): RedisPoolOpti
   let host = '';
   let port = 0;
   if (valid.has('address')) {
-    const hp = splitAddress(raw.address as string);
+    const hp = parseHostPort(raw.address as string);
     if (!hp) c.invalid([...at, 'address'], 'host:port, such as "redis.example.com:6379"', raw.address);
-    else [host, port] = hp;
+    else ({ host, port } = hp);
   }
   if ('tls' in raw) c.error([...at, 'tls'], 'no "tls" (TLS to Redis is not supported by this version)', 'tls');
   for (const key of NO_EFFECT) {
@@ -142,14 +143,6 @@ function parsePool(c: IssueCollector, raw: unknown, at: JsonPath): RedisPoolOpti
     minRetryBackoffMs: minBackoff,
     maxRetryBackoffMs: maxBackoff,
   };
-}
-
-function splitAddress(address: string): [string, number] | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/[\]]+)):(\d{1,5})$/.exec(address);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
-  return [(m[1] ?? m[2]) as string, port];
 }
 
 /** The pool named `name` in the service's `redis` namespace, if any. */

@@ -6,6 +6,7 @@
 import { checkFields, expectObject, quoteList, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
+import { parseHostPort } from '../config/host-port.ts';
 import { bool, str } from '../config/read.ts';
 import type { ServiceConfig } from '../config/types.ts';
 import { configureLog, defaultLogLevel, type Level, type LogSettings } from '../telemetry/log.ts';
@@ -87,13 +88,9 @@ function syslogAddress(c: IssueCollector, value: unknown, at: JsonPath): { host:
     c.invalid(at, ADDRESS_EXPECTED, value);
     return undefined;
   }
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+))(?::(\d{1,5}))?$/.exec(value);
-  const port = m?.[3] === undefined ? DEFAULT_SYSLOG_PORT : Number(m[3]);
-  if (!m || port < 1 || port > 65535) {
-    c.invalid(at, ADDRESS_EXPECTED, value);
-    return undefined;
-  }
-  return { host: m[1] ?? m[2], port };
+  const address = parseHostPort(value, { defaultPort: DEFAULT_SYSLOG_PORT });
+  if (!address) c.invalid(at, ADDRESS_EXPECTED, value);
+  return address;
 }
 
 /** What the options mean for this process's logger (undefined options: the defaults). */

@@ -4,6 +4,7 @@
 // (`listen_address`, KrakenD's address for its /__stats).
 
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
+import { parseHostPort } from '../config/host-port.ts';
 import { bool, str } from '../config/read.ts';
 import type { Namespace } from './namespace.ts';
 
@@ -56,11 +57,8 @@ export const telemetryMetrics: Namespace<MetricsOptions> = {
 };
 
 /** Go's "host:port" (host optional, IPv6 in brackets). */
-export function listenAddress(text: string): ManagementAddress | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  const host = m[1] ?? m[2];
-  return { host: host === '' ? undefined : host, port };
+function listenAddress(text: string): ManagementAddress | undefined {
+  const address = parseHostPort(text, { listen: true });
+  if (!address) return undefined;
+  return { host: address.host === '' ? undefined : address.host, port: address.port };
 }

@@ -7,6 +7,7 @@
 // because Martian's query-string modifier re-encodes the whole query that way.
 
 import { randomUUID } from 'node:crypto';
+import { splitHostHeader } from '../config/host-port.ts';
 import type { MartianCondition, MartianModifier } from '../namespaces/modifier-martian.ts';
 import type { BufferedResponse } from './buffered-request.ts';
 import { decodePath } from './query.ts';
@@ -202,7 +203,7 @@ function parts(m: MartianModifier): Parts {
     case 'port':
       return {
         request(r) {
-          const { hostname } = splitHostPort(r.host);
+          const { hostname } = splitHostHeader(r.host);
           if (m.port === 'remove') r.host = hostname;
           else if (m.port === 'default') {
             if (r.scheme === 'http' || r.scheme === 'https') r.host = `${hostname}:${r.scheme === 'http' ? 80 : 443}`;
@@ -294,7 +295,7 @@ function condition(c: MartianCondition): Condition {
     }
     case 'port':
       return onRequest((r) => {
-        const { port } = splitHostPort(r.host);
+        const { port } = splitHostHeader(r.host);
         const effective = port ?? (r.scheme === 'http' ? 80 : r.scheme === 'https' ? 443 : 0);
         return effective === c.port;
       });
@@ -315,12 +316,6 @@ function added(v: HeaderValue | undefined, value: string): HeaderValue {
 /** Go's URL.String() for the request: scheme://host/path?query. */
 function urlOf(r: MartianRequest): string {
   return `${r.scheme}://${r.host}${r.path}${r.query === '' ? '' : '?' + r.query}`;
-}
-
-function splitHostPort(host: string): { hostname: string; port: number | undefined } {
-  const colon = host.lastIndexOf(':');
-  if (colon < 0 || host.lastIndexOf(']') > colon) return { hostname: host, port: undefined };
-  return { hostname: host.slice(0, colon), port: Number(host.slice(colon + 1)) };
 }
 
 /** Martian's host match: exact, or label by label with "*" standing for any one label ("*.example.com"). */

@@ -17,6 +17,7 @@ import type * as CoreModule from '@opentelemetry/core';
 import type * as ExporterModule from '@opentelemetry/exporter-trace-otlp-http';
 import type * as ResourcesModule from '@opentelemetry/resources';
 import type * as SdkModule from '@opentelemetry/sdk-trace';
+import { splitHostHeader } from '../config/host-port.ts';
 import type { TracingOptions } from '../namespaces/telemetry-opentelemetry.ts';
 import type { Proxy, ProxyRequest } from '../proxy/types.ts';
 import { VERSION } from '../version.ts';
@@ -103,7 +104,7 @@ export class Tracing {
     const parent = this.#o.propagation ? this.#propagator.extract(api.ROOT_CONTEXT, req.headers, this.#getter) : api.ROOT_CONTEXT;
     if (!this.#o.requestSpans) return { context: parent, span: undefined };
     const method = req.method ?? 'GET';
-    const host = hostAndPort(req.headers.host);
+    const host = req.headers.host === undefined ? undefined : splitHostHeader(req.headers.host);
     const span = this.#tracer.startSpan(
       method,
       {
@@ -112,8 +113,8 @@ export class Tracing {
           'http.request.method': method,
           'url.path': path,
           'url.scheme': (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http',
-          'server.address': host.address,
-          'server.port': host.port ?? req.socket.localPort,
+          'server.address': host?.hostname,
+          'server.port': host?.port ?? req.socket.localPort,
           'client.address': req.socket.remoteAddress,
           'network.protocol.version': req.httpVersion,
           'user_agent.original': req.headers['user-agent'],
@@ -216,13 +217,6 @@ function batchOptions(): { scheduledDelayMillis?: number; maxQueueSize?: number;
     maxExportBatchSize: n('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'),
     exportTimeoutMillis: n('OTEL_BSP_EXPORT_TIMEOUT'),
   };
-}
-
-function hostAndPort(host: string | undefined): { address: string | undefined; port: number | undefined } {
-  if (host === undefined) return { address: undefined, port: undefined };
-  const m = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(host);
-  if (!m) return { address: host, port: undefined };
-  return { address: m[1], port: m[2] === undefined ? undefined : Number(m[2]) };
 }
 
 function setHeaderAttributes(span: Span, prefix: string, headers: IncomingMessage['headers']): void {
