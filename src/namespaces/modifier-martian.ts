@@ -16,7 +16,7 @@ import { checkFields, expectObject, quoteList, type FieldKind, type FieldRule } 
 import { suggest, type IssueCollector } from '../config/issues.ts';
 import { isPlainObject, type JsonPath } from '../config/json-path.ts';
 import { translateRe2, type JsPattern } from '../config/re2.ts';
-import { HTTP_TOKEN, isHopByHop } from '../proxy/headers.ts';
+import { BAD_HEADER_VALUE, HTTP_TOKEN, isHopByHop } from '../proxy/headers.ts';
 import type { Namespace } from './namespace.ts';
 
 const NAME = 'modifier/martian';
@@ -120,9 +120,6 @@ function checkHeaderName(c: IssueCollector, name: string, at: JsonPath, writing:
   }
   return lower;
 }
-
-/** Go refuses header values with control characters other than tab; a CR or LF would split the header. */
-const BAD_HEADER_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
 
 function headerValue(b: Builder, key: string): string | undefined {
   const value = b.need(key, 'a header value', true);

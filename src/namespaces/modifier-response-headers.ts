@@ -8,7 +8,7 @@ import { ServerResponse } from 'node:http';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
-import { canonicalHeaderKey, HTTP_TOKEN } from '../proxy/headers.ts';
+import { BAD_HEADER_VALUE, canonicalHeaderKey, HTTP_TOKEN } from '../proxy/headers.ts';
 import type { Namespace } from './namespace.ts';
 
 const NAME = 'modifier/response-headers';
@@ -51,8 +51,8 @@ export const modifierResponseHeaders: Namespace<ResponseHeaderRules> = {
           c.invalid(at, 'an array of header values (strings)', value);
           continue;
         }
-        if (values.some((v) => /[\r\n\0]/.test(v as string))) {
-          c.invalid(at, 'values without CR, LF or NUL', value);
+        if (values.some((v) => BAD_HEADER_VALUE.test(v as string))) {
+          c.invalid(at, 'values without control characters (CR, LF, NUL, ...)', value);
           continue;
         }
         out[kind].push([canonicalHeaderKey(name), values as string[]]);

@@ -80,6 +80,9 @@ export function compileHeaderForwarder(
 /** An RFC 9110 token: what a method or a header name is made of. */
 export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/** A control character other than tab: Go and node:http refuse header values with one (a CR or LF would split the header). */
+export const BAD_HEADER_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
+
 /** Go's http.CanonicalHeaderKey: "x-request-id" -> "X-Request-Id"; a name with a non-token byte is left as is. */
 export function canonicalHeaderKey(name: string): string {
   if (!HTTP_TOKEN.test(name)) return name;

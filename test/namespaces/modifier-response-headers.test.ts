@@ -78,7 +78,7 @@ describe('modifier/response-headers', () => {
     const r = loadConfigText(
       JSON.stringify({
         version: 3,
-        extra_config: { 'modifier/response-headers': { delete: ['Content-Length'], add: { 'bad name': ['x'], 'X-Ok': ['a\r\nInjected: 1'] }, replace: { 'X-N': [1] } } },
+        extra_config: { 'modifier/response-headers': { delete: ['Content-Length'], add: { 'bad name': ['x'], 'X-Ok': ['a\r\nInjected: 1'], 'X-Bell': ['\u0007'] }, replace: { 'X-N': [1] } } },
         endpoints: [],
       }),
       'c.json',
@@ -88,6 +88,8 @@ describe('modifier/response-headers', () => {
     assert.ok(where.includes('$.extra_config["modifier/response-headers"].delete[0]'), where.join('\n'));
     assert.ok(where.includes('$.extra_config["modifier/response-headers"].add["bad name"]'), where.join('\n'));
     assert.ok(where.includes('$.extra_config["modifier/response-headers"].add["X-Ok"]'), where.join('\n'));
+    // node:http would throw on any control character but tab when the header is written.
+    assert.ok(where.includes('$.extra_config["modifier/response-headers"].add["X-Bell"]'), where.join('\n'));
     assert.ok(where.includes('$.extra_config["modifier/response-headers"].replace["X-N"]'), where.join('\n'));
   });
 
