@@ -33,7 +33,8 @@ export const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
 export const XML_CONTENT_TYPE = 'application/xml';
 /** negotiate, answered in XML (gin's XML renderer). */
 export const NEGOTIATED_XML_CONTENT_TYPE = 'application/xml; charset=utf-8';
-export const YAML_CONTENT_TYPE = 'application/x-yaml; charset=utf-8';
+/** gin's YAML renderer since 1.10 (RFC 9512's type; application/x-yaml before). */
+export const YAML_CONTENT_TYPE = 'application/yaml; charset=utf-8';
 
 export function compileRenderer(enc: Exclude<OutputEncoding, 'no-op'>): Renderer {
   switch (enc) {

@@ -7,7 +7,7 @@ const JSON_CT = 'application/json; charset=utf-8';
 // krakend-xml's renderer sends no charset; a negotiated XML answer is gin's, with one.
 const XML_CT = 'application/xml';
 const NEGOTIATED_XML_CT = 'application/xml; charset=utf-8';
-const YAML_CT = 'application/x-yaml; charset=utf-8';
+const YAML_CT = 'application/yaml; charset=utf-8';
 const TEXT_CT = 'text/plain; charset=utf-8';
 
 test('json: compact, no trailing newline; {} without data', () => {
