@@ -16,7 +16,10 @@
 //   600  scripts and validation after the body is read, in KrakenD's order (its proxy
 //        stack wraps lua around cel around jsonschema): modifier/lua-endpoint (600),
 //        lua-proxy (602), validation/cel (610), validation/json-schema (615); at backend
-//        level, inside the cache, limit and breaker, lua-backend (605) around cel (610)
+//        level, inside the cache, limit and breaker, lua-backend (605) around cel (610).
+//        modifier/jmespath (601, both levels) wraps lua-proxy/lua-backend and cel: KrakenD
+//        runs the Lua pre and post scripts before it, so the expression shapes the answer
+//        last (and cel's resp_data sees the data before it)
 //   900  proxy: static data and flatmap around the composed backends
 //
 // At backend level middlewares wrap the single backend call in the same order.
@@ -48,6 +51,7 @@ import { securityBotDetector } from './security-bot-detector.ts';
 import { securityCors } from './security-cors.ts';
 import { securityHttp } from './security-http.ts';
 import { telemetryLogging } from './telemetry-logging.ts';
+import { modifierJmespath } from './modifier-jmespath.ts';
 import { modifierLuaBackend, modifierLuaEndpoint, modifierLuaProxy } from './modifier-lua.ts';
 import { modifierMartian } from './modifier-martian.ts';
 import { modifierResponseHeaders } from './modifier-response-headers.ts';
@@ -89,6 +93,7 @@ export const NAMESPACES: readonly Namespace[] = [
   modifierLuaEndpoint,
   modifierLuaProxy,
   modifierLuaBackend,
+  modifierJmespath,
   modifierResponseHeaders,
 ];
 

@@ -32,14 +32,14 @@ describe('fail closed on unsupported namespaces', () => {
     assert.match(issueAt(result.errors, '$.endpoints[0].extra_config["validation/response-json-schema"]').found, POLICY);
   });
 
-  it('backend level: modifier/jmespath is an error', () => {
-    const result = load(withBackend({ extra_config: { 'modifier/jmespath': { expr: 'a' } } }));
+  it('backend level: modifier/response-body-generator is an error', () => {
+    const result = load(withBackend({ extra_config: { 'modifier/response-body-generator': { template: 'e30=' } } }));
     assert.equal(result.config, undefined);
-    assert.match(issueAt(result.errors, '$.endpoints[0].backend[0].extra_config["modifier/jmespath"]').found, POLICY);
+    assert.match(issueAt(result.errors, '$.endpoints[0].backend[0].extra_config["modifier/response-body-generator"]').found, POLICY);
   });
 
   it('every policy family and behaviour-changing namespace is refused', () => {
-    for (const name of ['governance/quota', 'validation/response-json-schema', 'modifier/jmespath', 'governance/processors', 'websocket', 'auth/revoker']) {
+    for (const name of ['governance/quota', 'validation/response-json-schema', 'modifier/response-body-generator', 'governance/processors', 'websocket', 'auth/revoker']) {
       assert.match(issueAt(load(withEndpoint({ extra_config: { [name]: {} } })).errors, formatPath(['endpoints', 0, 'extra_config', name])).found, POLICY, name);
     }
     for (const name of ['backend/soap', 'backend/amqp/consumer', 'plugin/http-client', 'backend/http/client']) {
@@ -75,24 +75,24 @@ describe('fail closed on unsupported namespaces', () => {
     {
       "endpoint": "/a",
       "extra_config": {
-        "modifier/jmespath": { "expr": "a" }
+        "modifier/response-body-generator": { "template": "e30=" }
       },
       "backend": [{ "url_pattern": "/a" }]
     }
   ]
 }`;
-    const issue = issueAt(loadConfigText(text, 'gw.json', { env: {} }).errors, '$.endpoints[0].extra_config["modifier/jmespath"]');
+    const issue = issueAt(loadConfigText(text, 'gw.json', { env: {} }).errors, '$.endpoints[0].extra_config["modifier/response-body-generator"]');
     assert.equal(`${issue.line}:${issue.column}`, '8:9');
   });
 
   it('portico check and run refuse the file with file, path, line:column and the words', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-fail-closed-'));
     const file = join(dir, 'gw.json');
-    writeFileSync(file, JSON.stringify({ version: 3, port: 0, host: ['http://127.0.0.1:9'], endpoints: [{ endpoint: '/a', extra_config: { 'modifier/jmespath': { expr: 'a' } }, backend: [{ url_pattern: '/a' }] }] }, null, 2));
+    writeFileSync(file, JSON.stringify({ version: 3, port: 0, host: ['http://127.0.0.1:9'], endpoints: [{ endpoint: '/a', extra_config: { 'modifier/response-body-generator': { template: 'e30=' } }, backend: [{ url_pattern: '/a' }] }] }, null, 2));
     for (const args of [['check', '-c', file], ['run', '-c', file, '--cache-dir', join(dir, 'cache')]]) {
       const r = await runCli(args);
       assert.notEqual(r.code, 0, args[0]);
-      assert.match(r.stderr, /gw\.json:\d+:\d+ error \$\.endpoints\[0\]\.extra_config\["modifier\/jmespath"\]: .*not supported by this version/, args[0]);
+      assert.match(r.stderr, /gw\.json:\d+:\d+ error \$\.endpoints\[0\]\.extra_config\["modifier\/response-body-generator"\]: .*not supported by this version/, args[0]);
     }
   });
 });
