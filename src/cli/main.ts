@@ -1,4 +1,4 @@
-// `portico run | check | version`: thin commands over config/, plan/ and server/.
+// `portico run | check | diff | import | version`: thin commands over config/, plan/ and server/.
 
 import { parseArgs } from 'node:util';
 import { VERSION } from '../version.ts';
@@ -21,6 +21,11 @@ const USAGE = `Usage:
             else where the config's telemetry/metrics or telemetry/opentelemetry Prometheus exporter says; none)
   portico check -c FILE [--lint]       validate FILE; --lint turns unknown keys into errors
   portico check --compat FILE [--json] every namespace FILE uses and what this version does with it
+  portico diff OLD NEW [--json]        what NEW changes against OLD, endpoint by endpoint
+                                       (exit 0: no change, 1: changes, 2: a file does not pass check)
+  portico import openapi SPEC [--host URL] [--validate] [-o FILE]
+        a configuration from an OpenAPI 3.0/3.1 document (JSON or YAML); --validate checks request
+        bodies against the spec's JSON schemas; -o writes FILE (YAML for .yml/.yaml) instead of stdout
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version
   portico control-plane [--listen ADDR] [--store DIR | --etcd URLS [--etcd-prefix P]] [--admin-token T] [--node-token T]
@@ -106,6 +111,24 @@ export async function main(argv: string[]): Promise<number> {
       if (!file) return usage('check needs -c FILE');
       if (values.compat === true) return (await import('./compat.ts')).checkCompat(file, values.json === true);
       return check(file, values.lint === true);
+    }
+    case 'diff': {
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' } }, true);
+      if (!values) return 2;
+      if (positionals?.length !== 2) return usage('diff needs two files: portico diff OLD NEW');
+      return (await import('./diff.ts')).diffFiles(positionals[0]!, positionals[1]!, values.json === true);
+    }
+    case 'import': {
+      const { values, positionals } = parse(rest, { host: { type: 'string' }, validate: { type: 'boolean' }, output: { type: 'string', short: 'o' } }, true);
+      if (!values) return 2;
+      const [kind, spec, ...extra] = positionals ?? [];
+      if (kind !== 'openapi') return usage(kind === undefined ? 'import needs a kind: portico import openapi SPEC' : `unknown import kind "${kind}" (only "openapi")`);
+      if (spec === undefined || extra.length) return usage('import openapi needs one SPEC file');
+      return (await import('./import-openapi.ts')).importOpenApi(spec, {
+        host: values.host as string | undefined,
+        validate: values.validate === true,
+        output: values.output as string | undefined,
+      });
     }
     case 'control-plane': // loaded on demand: etcd and gRPC are heavy
       return (await import('./control-plane.ts')).controlPlane(rest);

@@ -26,12 +26,21 @@ export function formatOf(file: string): ConfigFormat {
   return /\.ya?ml$/i.test(file) ? 'yaml' : 'json';
 }
 
-export function parseConfigText(text: string, file: string, format: ConfigFormat = formatOf(file)): ParseOutcome {
+/** For documents that are not configurations (an OpenAPI spec): keep every key, name what the file should hold. */
+export interface ParseOptions {
+  keepCommentKeys?: boolean;
+  /** What an empty file should have held; default "a configuration object". */
+  expected?: string;
+}
+
+export function parseConfigText(text: string, file: string, format: ConfigFormat = formatOf(file), opts: ParseOptions = {}): ParseOutcome {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const expected = opts.expected ?? 'a configuration object';
   if (body.trim() === '') {
-    return { ok: false, issue: syntaxIssue(file, 'a configuration object', 'an empty file', 1, 1) };
+    return { ok: false, issue: syntaxIssue(file, expected, 'an empty file', 1, 1) };
   }
-  return format === 'yaml' ? parseYaml(body, file) : parseJson(body, file);
+  const strip = opts.keepCommentKeys ? (v: unknown) => v : stripComments;
+  return format === 'yaml' ? parseYaml(body, file, strip, expected) : parseJson(body, file, strip);
 }
 
 function syntaxIssue(file: string, expected: string, found: string, line?: number, column?: number): ConfigIssue {
@@ -77,7 +86,7 @@ interface MomoaError {
   offset?: number;
 }
 
-function parseJson(text: string, file: string): ParseOutcome {
+function parseJson(text: string, file: string, strip: (v: unknown) => unknown): ParseOutcome {
   let ast;
   try {
     ast = parseJsonAst(text, { mode: 'json' });
@@ -98,7 +107,7 @@ function parseJson(text: string, file: string): ParseOutcome {
     }
     return index.locate(path, at);
   };
-  return { ok: true, source: { value: stripComments(JSON.parse(text)), locate, duplicateKeys } };
+  return { ok: true, source: { value: strip(JSON.parse(text)), locate, duplicateKeys } };
 }
 
 /** Keys written twice in one object; `path` is a shared stack, copied only when one is found. */
@@ -165,7 +174,7 @@ function indexJson(node: AnyNode, path: PathSegment[], index: PositionIndex): vo
 
 // ---------- YAML ----------
 
-function parseYaml(text: string, file: string): ParseOutcome {
+function parseYaml(text: string, file: string, strip: (v: unknown) => unknown, expected: string): ParseOutcome {
   const lines = new LineCounter();
   // merge: true accepts "<<: *anchor" merge keys, as KrakenD's YAML reader does
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
@@ -176,7 +185,7 @@ function parseYaml(text: string, file: string): ParseOutcome {
     return { ok: false, issue: syntaxIssue(file, 'valid YAML', message, pos.line, pos.col) };
   }
   if (doc.contents === null) {
-    return { ok: false, issue: syntaxIssue(file, 'a configuration object', 'a YAML file with no content', 1, 1) };
+    return { ok: false, issue: syntaxIssue(file, expected, 'a YAML file with no content', 1, 1) };
   }
   let value: unknown;
   try {
@@ -185,8 +194,12 @@ function parseYaml(text: string, file: string): ParseOutcome {
     return { ok: false, issue: syntaxIssue(file, 'valid YAML', (e as Error).message, 1, 1) };
   }
   const index = new PositionIndex();
-  indexYaml(doc.contents as YamlNode, [], doc, lines, index, 0);
-  return { ok: true, source: { value: stripComments(value), locate: index.locate, duplicateKeys: [] } };
+  const recursive = indexYaml(doc.contents as YamlNode, [], doc, lines, index, 0, new Set());
+  if (recursive) {
+    // toJS() built a value that contains itself: nothing could walk it.
+    return { ok: false, issue: syntaxIssue(file, 'YAML whose aliases do not contain themselves', 'a recursive alias (an *alias used inside its own &anchor)', recursive.line, recursive.column) };
+  }
+  return { ok: true, source: { value: strip(value), locate: index.locate, duplicateKeys: [] } };
 }
 
 function indexYaml(
@@ -196,14 +209,20 @@ function indexYaml(
   lines: LineCounter,
   index: PositionIndex,
   depth: number,
-): void {
-  if (!node || depth > 200) return;
+  /** The nodes being walked: an alias to one of them is recursive. */
+  ancestors: Set<YamlNode>,
+): SourcePosition | undefined {
+  if (!node || depth > 200) return undefined;
   const at = (offset: number): SourcePosition => {
     const p = lines.linePos(offset);
     return { line: p.line, column: p.col };
   };
   if (node.range) index.values.set(formatPath(path), at(node.range[0]));
   const target = isAlias(node) ? (node.resolve(doc) ?? null) : node;
+  if (!target) return undefined;
+  if (ancestors.has(target)) return node.range ? at(node.range[0]) : { line: 1, column: 1 };
+  ancestors.add(target);
+  let recursive: SourcePosition | undefined;
   if (isMap(target)) {
     for (const pair of target.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
@@ -212,10 +231,12 @@ function indexYaml(
       const keyNode = pair.key as YamlNode | null;
       if (keyNode?.range) index.keys.set(formatPath(childPath), at(keyNode.range[0]));
       const valueNode = pair.value as YamlNode | null;
-      if (valueNode) indexYaml(valueNode, childPath, doc, lines, index, depth + 1);
+      if (valueNode) recursive ??= indexYaml(valueNode, childPath, doc, lines, index, depth + 1, ancestors);
       else if (keyNode?.range) index.values.set(formatPath(childPath), at(keyNode.range[0]));
     }
   } else if (isSeq(target)) {
-    target.items.forEach((item, i) => indexYaml(item as YamlNode, [...path, i], doc, lines, index, depth + 1));
+    target.items.forEach((item, i) => (recursive ??= indexYaml(item as YamlNode, [...path, i], doc, lines, index, depth + 1, ancestors)));
   }
+  ancestors.delete(target);
+  return recursive;
 }

@@ -1,8 +1,8 @@
-// Readable output of `portico ctl`: tables and the diff summary.
+// Readable output of `portico ctl` (tables) and of the configuration diff (`ctl diff`, `portico diff`).
 
 import type { NodeView } from './admin-api.ts';
 import type { ConfigMeta } from './protocol.ts';
-import type { ConfigDiff } from './diff.ts';
+import type { ConfigDiff, FieldChange, NamespaceChanges } from './diff.ts';
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -38,18 +38,70 @@ export function renderNodes(latest: number, nodes: NodeView[]): string {
 }
 
 export function renderDiff(from: number, to: number, d: ConfigDiff): string {
-  const lines = [`version ${from} -> ${to}: ${d.identical ? 'identical' : 'changed'}`];
-  if (d.service.changed) lines.push(`  service: ${d.service.keys.join(', ')}`);
-  for (const e of d.endpoints.added) lines.push(`+ ${e}`);
-  for (const e of d.endpoints.removed) lines.push(`- ${e}`);
-  for (const c of d.endpoints.changed) {
-    lines.push(`~ ${c.endpoint}${c.keys.length ? `: ${c.keys.join(', ')}` : ''}`);
+  return renderConfigDiff(`version ${from} -> ${to}`, d);
+}
+
+/** The readable diff of `portico diff` and `portico ctl diff`: one line per change, secrets never shown. */
+export function renderConfigDiff(title: string, d: ConfigDiff): string {
+  if (d.identical) return `${title}: identical\n`;
+  const e = d.endpoints;
+  const counts = [
+    e.added.length ? `${e.added.length} added` : '',
+    e.removed.length ? `${e.removed.length} removed` : '',
+    e.changed.length ? `${e.changed.length} changed` : '',
+  ].filter(Boolean);
+  const summary = [counts.length ? `endpoints: ${counts.join(', ')}` : '', d.service.changed ? 'service settings changed' : ''].filter(Boolean);
+  const lines = [`${title}: changed${summary.length ? ` (${summary.join('; ')})` : ''}`];
+  if (d.service.changed) {
+    lines.push('service:');
+    fieldLines(d.service.fields, '  ', lines);
+    namespaceLines(d.service.namespaces, '  ', lines);
+  }
+  for (const key of e.added) lines.push(`+ ${key}`);
+  for (const key of e.removed) lines.push(`- ${key}`);
+  for (const c of e.changed) {
+    lines.push(`~ ${c.endpoint}`);
+    fieldLines(c.fields, '    ', lines);
+    namespaceLines(c.namespaces, '    ', lines);
     for (const b of c.backends) {
-      const what = b.change === 'changed' ? `changed (${(b.keys ?? []).join(', ')})` : b.change;
-      lines.push(`    backend[${b.index}] ${b.url_pattern ?? '?'}: ${what}`);
+      const mark = b.change === 'added' ? '+' : b.change === 'removed' ? '-' : '~';
+      const moved = b.old_index === undefined ? '' : ` (was [${b.old_index}])`;
+      lines.push(`    ${mark} backend[${b.index}]${moved} ${b.host === null ? '(top-level host)' : b.host.join(',')} ${b.url_pattern ?? '?'}`);
+      if (b.fields) fieldLines(b.fields, '        ', lines);
+      if (b.namespaces) namespaceLines(b.namespaces, '        ', lines);
     }
+    if (c.backends_reordered) lines.push('    backends reordered (their answers merge in the new order)');
   }
   return lines.join('\n') + '\n';
+}
+
+function fieldLines(fields: FieldChange[], indent: string, lines: string[]): void {
+  for (const f of fields) {
+    const path = f.path === '' ? 'value' : f.path;
+    const inherited = f.inherited_by ? ` (inherited by ${f.inherited_by} endpoint${f.inherited_by === 1 ? '' : 's'})` : '';
+    let text: string;
+    if (f.secret) text = f.change === 'changed' ? `~ ${path}: changed (secret, not shown)` : `${f.change === 'added' ? '+' : '-'} ${path}: (secret, not shown)`;
+    else if (f.change === 'added') text = `+ ${path}: ${shown(f.to)}`;
+    else if (f.change === 'removed') text = `- ${path}: ${shown(f.from)}`;
+    else text = `~ ${path}: ${shown(f.from)} -> ${shown(f.to)}`;
+    lines.push(indent + text + inherited);
+  }
+}
+
+function namespaceLines(n: NamespaceChanges, indent: string, lines: string[]): void {
+  for (const name of n.added) lines.push(`${indent}+ namespace ${name}`);
+  for (const name of n.removed) lines.push(`${indent}- namespace ${name}`);
+  for (const c of n.changed) {
+    lines.push(`${indent}~ namespace ${c.namespace}`);
+    fieldLines(c.fields, indent + '    ', lines);
+  }
+}
+
+const MAX_VALUE_CHARS = 100;
+
+function shown(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 3)}...` : text;
 }
 
 function seconds(s: number): string {

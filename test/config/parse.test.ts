@@ -157,3 +157,14 @@ test('auth/basic user names starting with a comment character are data, not comm
   const raw = result.raw as { extra_config: { 'auth/basic': { users: Record<string, string> } } };
   assert.deepEqual(Object.keys(raw.extra_config['auth/basic'].users).sort(), ['@ops', '_svc']);
 });
+
+test('a YAML alias used inside its own anchor is an error at the alias, not a crash', () => {
+  const text = 'version: 3\nendpoints:\n  - &e\n    endpoint: /a\n    backend: [*e]\n';
+  const result = loadConfigText(text, 'r.yaml', { env: {} });
+  assert.equal(result.errors.length, 1);
+  assert.equal(result.errors[0]?.line, 5);
+  assert.equal(result.errors[0]?.column, 15);
+  assert.match(result.errors[0]?.found ?? '', /recursive alias/);
+  const reused = loadConfigText('version: 3\nhost: &h ["http://a"]\nendpoints:\n  - { endpoint: /a, backend: [{ host: *h, url_pattern: /a }] }\n  - { endpoint: /b, backend: [{ host: *h, url_pattern: /b }] }\n', 'ok.yaml', { env: {} });
+  assert.deepEqual(reused.errors, [], 'an alias used twice, side by side, is fine');
+});

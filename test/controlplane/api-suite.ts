@@ -145,7 +145,12 @@ export function apiSuite(name: string, start: () => Promise<ControlPlaneProcess>
         from: { version: 2, hash: hashes[2] },
         to: { version: 4, hash: put.json().hash },
         identical: false,
-        service: { changed: true, keys: ['timeout'] },
+        service: {
+          changed: true,
+          keys: ['timeout'],
+          fields: [{ path: 'timeout', change: 'changed', from: '3s', to: '5s', inherited_by: 1 }],
+          namespaces: { added: [], removed: [], changed: [] },
+        },
         endpoints: { added: ['GET /c', 'POST /new'], removed: ['GET /b'], changed: [] },
       });
       const c = (await call(url, '/v1/configs/3/diff/4')).json();
@@ -153,10 +158,21 @@ export function apiSuite(name: string, start: () => Promise<ControlPlaneProcess>
         {
           endpoint: 'GET /c',
           keys: ['timeout'],
+          fields: [{ path: 'timeout', change: 'added', to: '1s' }],
+          namespaces: { added: [], removed: [], changed: [] },
           backends: [
-            { index: 0, url_pattern: '/c2', change: 'changed', keys: ['url_pattern'] },
-            { index: 1, url_pattern: '/extra', change: 'added' },
+            {
+              index: 0,
+              host: ['http://backend:8000'],
+              url_pattern: '/c2',
+              change: 'changed',
+              keys: ['url_pattern'],
+              fields: [{ path: 'url_pattern', change: 'changed', from: '/c', to: '/c2' }],
+              namespaces: { added: [], removed: [], changed: [] },
+            },
+            { index: 1, host: ['http://other:80'], url_pattern: '/extra', change: 'added' },
           ],
+          backends_reordered: false,
         },
       ]);
       assert.equal((await call(url, '/v1/configs/3/diff/3')).json().identical, true);

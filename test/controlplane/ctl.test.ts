@@ -82,7 +82,7 @@ describe('portico ctl', () => {
   it('diff and rollback', async () => {
     const d = await run('diff', '1', '2');
     assert.equal(d.code, 0);
-    assert.equal(d.stdout, 'version 1 -> 2: changed\n  service: timeout\n+ GET /b\n- GET /a\n');
+    assert.equal(d.stdout, 'version 1 -> 2: changed (endpoints: 1 added, 1 removed; service settings changed)\nservice:\n  - timeout: "3s" (inherited by 1 endpoint)\n+ GET /b\n- GET /a\n');
     const r = await run('rollback', '1');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^rolled back to version 1: published as version 3/);

@@ -19,15 +19,33 @@ describe('diffConfigs', () => {
     assert.deepEqual(d.endpoints.added, []);
     assert.deepEqual(d.endpoints.removed, []);
     assert.deepEqual(d.endpoints.changed.map((c) => c.endpoint), ['GET /x', 'POST /x']);
-    assert.deepEqual(d.endpoints.changed[0], { endpoint: 'GET /x', keys: ['method'], backends: [] });
+    assert.deepEqual(d.endpoints.changed[0], {
+      endpoint: 'GET /x',
+      keys: ['method'],
+      fields: [{ path: 'method', change: 'added', to: 'GET' }],
+      namespaces: { added: [], removed: [], changed: [] },
+      backends: [],
+      backends_reordered: false,
+    });
   });
 
   it('backends removed from the end, and changed keys within a backend', () => {
     const a = { version: 3, endpoints: [ep('/x', [be('/a', { allow: ['id'] }), be('/b')])] };
     const b = { version: 3, endpoints: [ep('/x', [be('/a', { allow: ['id', 'name'], group: 'g' })])] };
     assert.deepEqual(diffConfigs(a, b).endpoints.changed[0].backends, [
-      { index: 0, url_pattern: '/a', change: 'changed', keys: ['allow', 'group'] },
-      { index: 1, url_pattern: '/b', change: 'removed' },
+      {
+        index: 0,
+        host: ['http://h'],
+        url_pattern: '/a',
+        change: 'changed',
+        keys: ['allow', 'group'],
+        fields: [
+          { path: 'allow', change: 'changed', from: ['id'], to: ['id', 'name'] },
+          { path: 'group', change: 'added', to: 'g' },
+        ],
+        namespaces: { added: [], removed: [], changed: [] },
+      },
+      { index: 1, host: ['http://h'], url_pattern: '/b', change: 'removed' },
     ]);
   });
 
@@ -37,7 +55,7 @@ describe('diffConfigs', () => {
     assert.equal(diffConfigs(a, b).identical, true);
     const odd = diffConfigs(null, { endpoints: [ep('/x', []), ep('/x', [])] });
     assert.deepEqual(odd.endpoints.added, ['GET /x', 'GET /x #2']);
-    assert.deepEqual(odd.service, { changed: false, keys: [] });
+    assert.deepEqual(odd.service, { changed: false, keys: [], fields: [], namespaces: { added: [], removed: [], changed: [] } });
   });
 });
 
