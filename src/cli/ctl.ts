@@ -11,7 +11,9 @@ import { renderDiff, renderHistory, renderNodes } from '../controlplane/ctl-rend
 export const CTL_USAGE = `  portico ctl publish -f FILE [--message M] [--author A] [--if-match V]
   portico ctl history [--limit N] | get [VERSION] | diff A B | rollback V [--message M] | nodes
         drive a control plane (--url URL, default $PORTICO_CONTROL_PLANE or http://127.0.0.1:9000;
-        --token T, default $PORTICO_ADMIN_TOKEN; --json prints the API's answers as they are)`;
+        --token T, default $PORTICO_ADMIN_TOKEN; --ca FILE, default $PORTICO_CONTROL_PLANE_CA, else
+        the system's CAs, verify an https:// control plane; --mask-secrets: get shows secrets as ***;
+        --json prints the API's answers as they are)`;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -40,17 +42,26 @@ export async function ctl(args: string[], env: NodeJS.ProcessEnv = process.env, 
         author: { type: 'string' },
         'if-match': { type: 'string' },
         limit: { type: 'string' },
+        ca: { type: 'string' },
+        'mask-secrets': { type: 'boolean' },
       },
     }) as { values: Values; positionals: string[] });
   } catch (err) {
     return usage((err as Error).message, io);
   }
   const [command, ...rest] = positionals;
-  const client = new AdminClient(
-    (values.url as string | undefined) ?? (env.PORTICO_CONTROL_PLANE || 'http://127.0.0.1:9000'),
-    (values.token as string | undefined) ?? (env.PORTICO_ADMIN_TOKEN || undefined),
-  );
+  let client: AdminClient;
+  try {
+    client = new AdminClient(
+      (values.url as string | undefined) ?? (env.PORTICO_CONTROL_PLANE || 'http://127.0.0.1:9000'),
+      (values.token as string | undefined) ?? (env.PORTICO_ADMIN_TOKEN || undefined),
+      (values.ca as string | undefined) ?? (env.PORTICO_CONTROL_PLANE_CA || undefined),
+    );
+  } catch (err) {
+    return usage((err as Error).message, io);
+  }
   const json = values.json === true;
+  const mask = values['mask-secrets'] === true;
   try {
     switch (command) {
       case 'publish':
@@ -62,7 +73,7 @@ export async function ctl(args: string[], env: NodeJS.ProcessEnv = process.env, 
         return await history(client, values.limit as string | undefined, json, io);
       case 'get':
         if (rest.length > 1) return usage('get takes at most one VERSION', io);
-        return await get(client, rest[0], json, io);
+        return await get(client, rest[0], mask, json, io);
       case 'diff':
         if (rest.length !== 2) return usage('diff needs two versions: diff A B', io);
         return await diff(client, rest[0], rest[1], json, io);
@@ -83,6 +94,8 @@ export async function ctl(args: string[], env: NodeJS.ProcessEnv = process.env, 
       return 2;
     }
     throw err;
+  } finally {
+    client.close();
   }
 }
 
@@ -120,12 +133,14 @@ async function history(client: AdminClient, limit: string | undefined, json: boo
   return 0;
 }
 
-async function get(client: AdminClient, version: string | undefined, json: boolean, io: Output): Promise<number> {
-  const a = await client.call('GET', version === undefined ? '/v1/config' : `/v1/configs/${encodeURIComponent(version)}`);
+/** With `mask`, the control plane masks the secrets (config/secret-fields.ts): they never reach this host. */
+async function get(client: AdminClient, version: string | undefined, mask: boolean, json: boolean, io: Output): Promise<number> {
+  const path = version === undefined ? '/v1/config' : `/v1/configs/${encodeURIComponent(version)}`;
+  const a = await client.call('GET', path, { query: { mask: mask ? 'secrets' : undefined } });
   if (json) return printJson(a, io);
   if (a.status !== 200) return refused(a, io);
   const e = a.body;
-  io.err(`version ${e.version}, hash ${e.hash}, created ${e.created_at}${e.author ? ` by ${e.author}` : ''}${e.message ? `: ${e.message}` : ''}\n`);
+  io.err(`version ${e.version}, hash ${e.hash}, created ${e.created_at}${e.author ? ` by ${e.author}` : ''}${e.message ? `: ${e.message}` : ''}${e.masked ? ' (secrets masked)' : ''}\n`);
   io.out(JSON.stringify(e.config, null, 2) + '\n');
   return 0;
 }

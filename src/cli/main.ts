@@ -8,14 +8,18 @@ import { status } from './status.ts';
 import { availableParallelism, hostname } from 'node:os';
 import { parseDuration } from '../config/duration.ts';
 import { DEFAULT_ETCD_PREFIX, etcdKeys, NODE_ID } from '../controlplane/protocol.ts';
+import { ETCD_SECURITY_OPTIONS, etcdConnection, etcdFlags } from '../controlplane/etcd-connection.ts';
+import { checkControlPlaneTls } from '../controlplane/tls-client.ts';
 
 const USAGE = `Usage:
   portico run -c FILE [-p PORT] [-d] [--watch] [--cache-dir DIR] [--stale-after DURATION]
         serve FILE (-p overrides port, -d enables /__debug, --watch reloads on change;
         SIGHUP always reloads; the last known good config is kept in DIR)
   portico run --control-plane URL [--node-id ID] [--node-token T] [-c BOOTSTRAP] [...]
+        [--control-plane-ca F] [--control-plane-cert F --control-plane-key F]  (https: verified against F or the system's CAs)
   portico run --etcd URLS [--etcd-key KEY] [--node-id ID] [-c BOOTSTRAP] [...]
         fleet mode: follow a control plane (long-poll watch) or an etcd key
+        etcd over TLS: --etcd-ca F, --etcd-cert F --etcd-cert-key F; auth: --etcd-user U, password in $PORTICO_ETCD_PASSWORD
         --workers N: serving processes sharing the port (default $PORTICO_WORKERS, else one per CPU)
         --management-port P: /metrics, /__stats, /__health, /__ready on 127.0.0.1:P (default $PORTICO_MANAGEMENT_PORT,
             else where the config's telemetry/metrics or telemetry/opentelemetry Prometheus exporter says; none)
@@ -29,8 +33,9 @@ const USAGE = `Usage:
   portico status [--url URL]           show a running instance's health (default http://127.0.0.1:8080)
   portico version                      print the version
   portico control-plane [--listen ADDR] [--store DIR | --etcd URLS [--etcd-prefix P]] [--admin-token T] [--node-token T]
+        [--tls-cert F --tls-key F [--client-ca F]] [--insecure]
         serve the fleet's configurations (docs/fleet.md)
-  portico ctl publish -f FILE | history | get [V] | diff A B | rollback V | nodes  [--url URL] [--token T] [--json]
+  portico ctl publish -f FILE | history | get [V] | diff A B | rollback V | nodes  [--url URL] [--token T] [--ca F] [--mask-secrets] [--json]
         drive a control plane's admin API`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -47,8 +52,12 @@ export async function main(argv: string[]): Promise<number> {
         'control-plane': { type: 'string' },
         'node-id': { type: 'string' },
         'node-token': { type: 'string' },
+        'control-plane-ca': { type: 'string' },
+        'control-plane-cert': { type: 'string' },
+        'control-plane-key': { type: 'string' },
         etcd: { type: 'string' },
         'etcd-key': { type: 'string' },
+        ...ETCD_SECURITY_OPTIONS,
         workers: { type: 'string' },
         'management-port': { type: 'string' },
       });
@@ -83,6 +92,13 @@ export async function main(argv: string[]): Promise<number> {
       const nodeId = (values['node-id'] as string | undefined) ?? process.env.PORTICO_NODE_ID ?? hostname();
       if (!NODE_ID.test(nodeId)) return usage(`--node-id expects letters, digits, '.', '_' or '-' (at most 128), found "${nodeId}"`);
       const nodeToken = (values['node-token'] as string | undefined) ?? process.env.PORTICO_NODE_TOKEN;
+      const cpTls = { ca: values['control-plane-ca'] as string | undefined, cert: values['control-plane-cert'] as string | undefined, key: values['control-plane-key'] as string | undefined };
+      const cpTlsError = cpUrl ? checkControlPlaneTls(cpUrl, cpTls) : Object.values(cpTls).some((f) => f !== undefined) ? '--control-plane-ca/-cert/-key go with --control-plane' : undefined;
+      if (cpTlsError) return usage(cpTlsError);
+      const etcdOnly = Object.keys(ETCD_SECURITY_OPTIONS).find((k) => values[k] !== undefined);
+      if (etcdOnly && !etcdUrls) return usage(`--${etcdOnly} goes with --etcd`);
+      const etcd = etcdUrls === undefined ? undefined : etcdConnection(etcdFlags(etcdUrls, values), process.env);
+      if (etcd && 'error' in etcd) return usage(etcd.error);
       return run({
         file,
         port,
@@ -92,9 +108,9 @@ export async function main(argv: string[]): Promise<number> {
         staleAfterMs,
         workers,
         managementPort,
-        controlPlane: cpUrl ? { url: cpUrl, nodeId, token: nodeToken } : undefined,
-        etcd: etcdUrls
-          ? { endpoints: etcdUrls.split(',').map((u) => u.trim()).filter(Boolean), key: (values['etcd-key'] as string | undefined) ?? etcdKeys(DEFAULT_ETCD_PREFIX).current, nodeId }
+        controlPlane: cpUrl ? { url: cpUrl, nodeId, token: nodeToken, tls: cpTls } : undefined,
+        etcd: etcd
+          ? { endpoints: etcd.hosts, key: (values['etcd-key'] as string | undefined) ?? etcdKeys(DEFAULT_ETCD_PREFIX).current, nodeId, security: etcd.security, warnings: etcd.warnings }
           : undefined,
       });
     }

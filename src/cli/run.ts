@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
+import type { EtcdSecurity } from '../controlplane/etcd-connection.ts';
+import type { TlsFiles } from '../controlplane/tls-files.ts';
 import { ClusterServing } from '../lifecycle/cluster-serving.ts';
 import { ControlPlaneSource } from '../lifecycle/control-plane-source.ts';
 import { DataPlane, type OfferOutcome } from '../lifecycle/data-plane.ts';
@@ -25,8 +27,8 @@ export interface RunOptions {
   cacheDir?: string;
   /** How long a watched source may fail before health says degraded. */
   staleAfterMs?: number;
-  controlPlane?: { url: string; nodeId: string; token?: string };
-  etcd?: { endpoints: string[]; key: string; nodeId: string };
+  controlPlane?: { url: string; nodeId: string; token?: string; tls?: TlsFiles };
+  etcd?: { endpoints: string[]; key: string; nodeId: string; security?: EtcdSecurity; warnings?: string[] };
   /** Processes serving traffic; 1 serves in this process, more fork workers sharing the port. */
   workers?: number;
   /**
@@ -235,7 +237,8 @@ class ManagedListener {
 /** etcd's client (gRPC, protobuf) costs ~35 MB of memory: loaded only in etcd mode. */
 async function etcdSource(plane: DataPlane, etcd: NonNullable<RunOptions['etcd']>) {
   const { EtcdSource } = await import('../lifecycle/etcd-source.ts');
-  return new EtcdSource(plane, { endpoints: etcd.endpoints, key: etcd.key, nodeId: etcd.nodeId });
+  for (const w of etcd.warnings ?? []) log('warn', w);
+  return new EtcdSource(plane, { endpoints: etcd.endpoints, key: etcd.key, nodeId: etcd.nodeId, security: etcd.security });
 }
 
 function wrap<S extends RemoteSource>(source: S, first: (s: S) => ReturnType<ControlPlaneSource['fetchOnce']>) {

@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatIssue, loadConfigDocument, loadConfigText } from '../config/load.ts';
+import { maskSecrets } from '../config/secret-fields.ts';
 import { configHash } from '../lifecycle/canonical.ts';
 import { log } from '../telemetry/log.ts';
 import { authorizeAdmin } from './auth.ts';
@@ -27,7 +28,7 @@ export interface NodeView extends NodeRecord {
 }
 
 export async function putConfig(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, _params: string[], url: URL): Promise<void> {
-  authorizeAdmin(req, ctx.auth, true);
+  authorizeAdmin(req, ctx.auth);
   const ifMatch = parseIfMatch(req);
   const meta = writeMeta(req, url);
   const text = utf8(await readBody(req, MAX_CONFIG_BYTES));
@@ -44,7 +45,7 @@ export async function putConfig(ctx: ApiContext, req: IncomingMessage, res: Serv
 }
 
 export async function rollback(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, params: string[], url: URL): Promise<void> {
-  authorizeAdmin(req, ctx.auth, true);
+  authorizeAdmin(req, ctx.auth);
   const version = parseVersion(params[0], 'version in the URL');
   const ifMatch = parseIfMatch(req);
   const meta = writeMeta(req, url);
@@ -81,23 +82,25 @@ function answerPublish(res: ServerResponse, outcome: PublishResult, extra: Recor
   sendJson(res, 201, { version, hash, ...extra }, { location: `/v1/configs/${version}`, etag: `"${version}"` });
 }
 
-export async function getLatest(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  authorizeAdmin(req, ctx.auth, false);
+export async function getLatest(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, _params: string[], url: URL): Promise<void> {
+  authorizeAdmin(req, ctx.auth);
+  const masked = wantsMasked(url);
   const e = await ctx.store.latest();
   if (!e) throw new HttpError(404, 'no configuration has been published yet');
-  sendEnvelope(res, e);
+  sendEnvelope(res, e, masked);
 }
 
-export async function getVersion(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, params: string[]): Promise<void> {
-  authorizeAdmin(req, ctx.auth, false);
+export async function getVersion(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, params: string[], url: URL): Promise<void> {
+  authorizeAdmin(req, ctx.auth);
   const version = parseVersion(params[0], 'version in the URL');
+  const masked = wantsMasked(url);
   const e = await ctx.store.get(version);
   if (!e) throw new HttpError(404, `no version ${version}`);
-  sendEnvelope(res, e);
+  sendEnvelope(res, e, masked);
 }
 
 export async function listConfigs(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, _params: string[], url: URL): Promise<void> {
-  authorizeAdmin(req, ctx.auth, false);
+  authorizeAdmin(req, ctx.auth);
   const raw = url.searchParams.get('limit');
   const limit = raw === null ? DEFAULT_HISTORY_LIMIT : parseVersion(raw, 'limit');
   const [history, latest] = await Promise.all([ctx.store.history(limit), ctx.store.latest()]);
@@ -105,7 +108,7 @@ export async function listConfigs(ctx: ApiContext, req: IncomingMessage, res: Se
 }
 
 export async function diff(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, params: string[]): Promise<void> {
-  authorizeAdmin(req, ctx.auth, false);
+  authorizeAdmin(req, ctx.auth);
   const a = parseVersion(params[0], 'first version in the URL');
   const b = parseVersion(params[1], 'second version in the URL');
   const [ea, eb] = await Promise.all([ctx.store.get(a), ctx.store.get(b)]);
@@ -119,7 +122,7 @@ export async function diff(ctx: ApiContext, req: IncomingMessage, res: ServerRes
 }
 
 export async function listNodes(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  authorizeAdmin(req, ctx.auth, false);
+  authorizeAdmin(req, ctx.auth);
   const [records, latestEnvelope] = await Promise.all([ctx.store.nodes(), ctx.store.latest()]);
   const latest = latestEnvelope?.version ?? 0;
   const now = Date.now();
@@ -131,8 +134,17 @@ export async function listNodes(ctx: ApiContext, req: IncomingMessage, res: Serv
   sendJson(res, 200, { latest, nodes });
 }
 
-function sendEnvelope(res: ServerResponse, e: ConfigEnvelope): void {
-  sendJson(res, 200, e, { etag: `"${e.version}"` });
+/** With `masked`, every secret field of the configuration (config/secret-fields.ts) reads "***"; `hash` stays the stored one's. */
+function sendEnvelope(res: ServerResponse, e: ConfigEnvelope, masked: boolean): void {
+  sendJson(res, 200, masked ? { ...e, config: maskSecrets(e.config), masked: true } : e, { etag: `"${e.version}"` });
+}
+
+/** `?mask=secrets`: answer the configuration with its secrets masked. */
+function wantsMasked(url: URL): boolean {
+  const mask = url.searchParams.get('mask');
+  if (mask === null) return false;
+  if (mask !== 'secrets') throw new HttpError(400, `mask: expected "secrets", found ${JSON.stringify(mask.slice(0, 60))}`);
+  return true;
 }
 
 /** `If-Match: 4` or `If-Match: "4"` (an ETag as GET /v1/config sends it); 0 means "only if nothing is published". */

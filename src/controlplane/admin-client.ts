@@ -1,5 +1,7 @@
 // A small client of the admin API for `portico ctl`.
 
+import { ControlPlaneHttp } from './tls-client.ts';
+
 export interface ApiAnswer {
   status: number;
   /** Parsed JSON body (undefined when empty). */
@@ -12,30 +14,35 @@ export class UnreachableError extends Error {}
 export class AdminClient {
   readonly base: string;
   readonly #token: string | undefined;
+  readonly #http: ControlPlaneHttp;
 
-  constructor(base: string, token?: string) {
+  /** `ca`: the only CA trusted for an https:// control plane (default: the system's). Throws on a bad URL or CA file. */
+  constructor(base: string, token?: string, ca?: string) {
     this.base = base.replace(/\/+$/, '');
     this.#token = token;
+    this.#http = new ControlPlaneHttp(this.base, { ca }, { ca: '--ca', cert: '--cert', key: '--key' });
   }
 
   async call(method: string, path: string, opts: { body?: string; headers?: Record<string, string>; query?: Record<string, string | undefined> } = {}): Promise<ApiAnswer> {
-    const url = new URL(this.base + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) query.set(k, v);
     const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
-    let res: Response;
+    let res;
     try {
-      res = await fetch(url, { method, headers, body: opts.body, signal: AbortSignal.timeout(30_000) });
+      res = await this.#http.call(query.size ? `${path}?${query}` : path, { method, headers, body: opts.body, signal: AbortSignal.timeout(30_000) });
     } catch (err) {
-      const cause = (err as { cause?: Error }).cause;
-      throw new UnreachableError(`cannot reach ${this.base}: ${cause?.message ?? (err as Error).message}`);
+      throw new UnreachableError(`cannot reach ${this.base}: ${(err as Error).message}`);
     }
-    const text = await res.text();
-    if (!text) return { status: res.status, body: undefined };
+    if (!res.body) return { status: res.status, body: undefined };
     try {
-      return { status: res.status, body: JSON.parse(text) };
+      return { status: res.status, body: JSON.parse(res.body) };
     } catch {
-      throw new UnreachableError(`${url.origin} answered ${res.status} with something that is not JSON: is it a Portico control plane?`);
+      throw new UnreachableError(`${this.base} answered ${res.status} with something that is not JSON: is it a Portico control plane?`);
     }
+  }
+
+  close(): void {
+    this.#http.close();
   }
 }

@@ -10,4 +10,6 @@ export interface ApiContext {
   auth: AuthOptions;
   /** How long GET /v1/watch holds a request when nothing is newer (WATCH_HOLD_MS by default). */
   watchHoldMs: number;
+  /** What GET /v1/health says about the transport and what --insecure left open. */
+  security: { tls: boolean; client_certs: boolean; insecure: string[] | null };
 }

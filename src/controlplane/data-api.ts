@@ -12,10 +12,10 @@ const MAX_REPORT_BYTES = 1024 * 1024;
 
 /** GET /v1/watch?after=V&node=ID: 200 envelope (newer exists or arrives), 204 (nothing within the hold), 409 (after is ahead). */
 export async function watch(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, _params: string[], url: URL): Promise<void> {
-  authorizeNode(req, ctx.auth);
+  const node = url.searchParams.get('node');
+  authorizeNode(req, ctx.auth, node ?? undefined);
   const rawAfter = url.searchParams.get('after');
   const after = rawAfter === null ? 0 : parseVersion(rawAfter, 'after', { allowZero: true });
-  const node = url.searchParams.get('node');
   if (node !== null) {
     checkNodeId(node);
     ctx.store.seen(node, new Date()).catch((err) => log('warn', 'cannot record that a node was seen', { node, error: (err as Error).message }));
@@ -41,13 +41,15 @@ export async function watch(ctx: ApiContext, req: IncomingMessage, res: ServerRe
 
 /** POST /v1/nodes/{id}/report with a NodeReport: 204. */
 export async function report(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, params: string[]): Promise<void> {
-  authorizeNode(req, ctx.auth);
   const node = params[0];
+  authorizeNode(req, ctx.auth, node);
   checkNodeId(node);
   const checked = checkNodeReport(parseJsonBody(await readBody(req, MAX_REPORT_BYTES)));
   if (!checked.ok) throw new HttpError(400, 'invalid node report', { errors: checked.errors });
   await ctx.store.report(node, checked.value, new Date());
-  log('debug', 'node report', { node, ...checked.value });
+  // The error text is not logged: a validation message may quote a value of the configuration.
+  const { error, ...rest } = checked.value;
+  log('debug', 'node report', { node, ...rest, error_chars: error?.length ?? 0 });
   sendEmpty(res, 204);
 }
 

@@ -12,6 +12,7 @@ import { Range, type Etcd3, type IKeyValue, type Watcher } from 'etcd3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../telemetry/log.ts';
 import { createEtcdClient } from './etcd-client.ts';
+import { etcdErrorExplainer, type EtcdSecurity } from './etcd-connection.ts';
 import { parseNodeRecord } from './node-report.ts';
 import { etcdKeys, type ConfigEnvelope, type NodeRecord, type NodeReport } from './protocol.ts';
 import {
@@ -49,10 +50,11 @@ export class EtcdStore implements ConfigStore {
   #announced: { version: number; hash: string } | undefined;
   /** Metadata of configs/<v> by key, valid while the key's mod revision is the same. */
   #metaCache = new Map<string, { modRevision: string; meta: ConfigMeta }>();
+  readonly #explain = etcdErrorExplainer();
 
-  constructor(hosts: string[], prefix: string) {
+  constructor(hosts: string[], prefix: string, security: EtcdSecurity = {}) {
     this.keys = etcdKeys(prefix);
-    this.#client = createEtcdClient(hosts);
+    this.#client = createEtcdClient(hosts, security);
     this.#watch();
   }
 
@@ -191,13 +193,13 @@ export class EtcdStore implements ConfigStore {
       void this.#refresh();
     });
     w.on('disconnected', (err) => {
-      if (!disconnected && !this.#closed) log('warn', 'etcd watch disconnected; reconnecting', { error: err.message });
+      if (!disconnected && !this.#closed) log('warn', 'etcd watch disconnected; reconnecting', { error: this.#explain(err) });
       disconnected = true;
     });
     // A cancelled watch (compaction, etcd restored) is not resumed by the client: start a new one.
     w.on('error', (err) => {
       if (this.#closed) return;
-      log('warn', 'etcd watch failed; starting a new one', { error: err.message });
+      log('warn', 'etcd watch failed; starting a new one', { error: this.#explain(err) });
       void w.cancel().catch(() => {});
       setTimeout(() => this.#watch(), 500).unref();
     });
@@ -228,7 +230,7 @@ export class EtcdStore implements ConfigStore {
       if (/too large|max.*(size|bytes)|larger than/i.test(message)) {
         throw new StoreError(413, `etcd refused the write as too large (${message}); etcd's --max-request-bytes (default 1.5 MiB) must hold the config twice`);
       }
-      throw new StoreError(503, `etcd unavailable: ${message}`);
+      throw new StoreError(503, `etcd unavailable: ${this.#explain(err)}`);
     }
   }
 }

@@ -1,8 +1,9 @@
-// The control plane's HTTP server: routes, error answers, and a clean stop
-// (stop accepting, answer held watches with 204, let in-flight calls finish,
-// close the store).
+// The control plane's HTTP(S) server: routes, error answers, TLS (tls-server.ts)
+// re-read on SIGHUP, and a clean stop (stop accepting, answer held watches
+// with 204, let in-flight calls finish, close the store).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { log } from '../telemetry/log.ts';
 import { diff, getLatest, getVersion, listConfigs, listNodes, putConfig, rollback } from './admin-api.ts';
@@ -12,6 +13,8 @@ import { report, watch } from './data-api.ts';
 import { HttpError, sendJson } from './http-util.ts';
 import { WATCH_HOLD_MS } from './protocol.ts';
 import { StoreError, type ConfigStore } from './store.ts';
+import { createTlsServer, reloadServerTls, type ServerTlsFiles } from './tls-server.ts';
+import type { TlsMaterial } from './tls-files.ts';
 import { WatchHub } from './watch-hub.ts';
 
 const DRAIN_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -33,11 +36,18 @@ const ROUTES: Array<{ path: RegExp; methods: Record<string, Handler> }> = [
 export interface ControlPlaneOptions extends AuthOptions {
   store: ConfigStore;
   watchHoldMs?: number;
+  /** Serve HTTPS with these files (read now; throws an Error naming a bad one). */
+  tls?: ServerTlsFiles;
+  /** What is left open, when started anyway with --insecure (said in GET /v1/health). */
+  insecure?: string[];
 }
 
 export class ControlPlane {
-  readonly server: Server;
+  readonly server: Server | HttpsServer;
   readonly #ctx: ApiContext;
+  readonly #tls: ServerTlsFiles | undefined;
+  /** TLS: closes connections that have not sent a byte yet (the HTTP server does not know them). */
+  readonly #dropSilent: () => void = () => undefined;
   #stopping = false;
   /** Answers not sent yet: told to close their connection when the server stops. */
   #inFlight = new Set<ServerResponse>();
@@ -46,10 +56,24 @@ export class ControlPlane {
     this.#ctx = {
       store: opts.store,
       hub: new WatchHub(opts.store),
-      auth: { adminToken: opts.adminToken, nodeToken: opts.nodeToken },
+      auth: { adminToken: opts.adminToken, nodeToken: opts.nodeToken, clientCerts: opts.tls?.clientCa !== undefined },
       watchHoldMs: opts.watchHoldMs ?? WATCH_HOLD_MS,
+      security: { tls: opts.tls !== undefined, client_certs: opts.tls?.clientCa !== undefined, insecure: opts.insecure?.length ? opts.insecure : null },
     };
-    this.server = createServer({ requestTimeout: 60_000, headersTimeout: 10_000 }, (req, res) => void this.#handle(req, res));
+    this.#tls = opts.tls;
+    const timeouts = { requestTimeout: 60_000, headersTimeout: 10_000 };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
+    if (opts.tls) {
+      const tls = createTlsServer(opts.tls, timeouts, handler);
+      this.server = tls.server;
+      this.#dropSilent = tls.dropSilent;
+    } else this.server = createServer(timeouts, handler);
+  }
+
+  /** Read the TLS files again (SIGHUP): new connections use them, open ones and held watches stay. Throws (old files kept) on an error. */
+  reloadTls(): TlsMaterial | undefined {
+    if (!this.#tls) return undefined;
+    return reloadServerTls(this.server as HttpsServer, this.#tls);
   }
 
   listen(port: number, host?: string): Promise<number> {
@@ -71,6 +95,7 @@ export class ControlPlane {
     for (const res of this.#inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
     this.#ctx.hub.close();
     this.server.closeIdleConnections();
+    this.#dropSilent();
     const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
     await closed;
     clearTimeout(timer);
@@ -147,8 +172,8 @@ function drainUnreadBody(req: IncomingMessage, res: ServerResponse): Promise<voi
 async function health(ctx: ApiContext, _req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
     const latest = await ctx.store.latest();
-    sendJson(res, 200, { status: 'ok', store: ctx.store.kind, latest: latest?.version ?? 0, held_watches: ctx.hub.held });
+    sendJson(res, 200, { status: 'ok', store: ctx.store.kind, latest: latest?.version ?? 0, held_watches: ctx.hub.held, ...ctx.security });
   } catch (err) {
-    sendJson(res, 503, { status: 'unavailable', store: ctx.store.kind, error: (err as Error).message });
+    sendJson(res, 503, { status: 'unavailable', store: ctx.store.kind, error: (err as Error).message, ...ctx.security });
   }
 }

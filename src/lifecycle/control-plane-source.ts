@@ -3,9 +3,12 @@
 // Every offer goes through the DataPlane and is reported back (ACK/NACK). On
 // failure the loop backs off exponentially with full jitter; while the control
 // plane is down the data plane serves what it has, and nothing on the request
-// path waits for it.
+// path waits for it. Over https the control plane's certificate is always
+// verified (tls-client.ts); the TLS files are read again on refresh (SIGHUP).
 
 import { WATCH_HOLD_MS, type ConfigEnvelope, type NodeReport } from '../controlplane/protocol.ts';
+import { ControlPlaneHttp, GATEWAY_TLS_FLAGS } from '../controlplane/tls-client.ts';
+import type { TlsFiles } from '../controlplane/tls-files.ts';
 import { log } from '../telemetry/log.ts';
 import { Backoff, pause } from './backoff.ts';
 import type { DataPlane, OfferOutcome } from './data-plane.ts';
@@ -14,6 +17,8 @@ export interface ControlPlaneSourceOptions {
   url: string;
   nodeId: string;
   token?: string;
+  /** --control-plane-ca (the only CA trusted; default the system's), --control-plane-cert/-key (mTLS). */
+  tls?: TlsFiles;
   backoffBaseMs?: number;
   backoffCapMs?: number;
 }
@@ -23,6 +28,7 @@ export class ControlPlaneSource {
   readonly #plane: DataPlane;
   readonly #stop = new AbortController();
   readonly #backoff: Backoff;
+  readonly #http: ControlPlaneHttp;
   #loop: Promise<void> | undefined;
   #pendingReport: NodeReport | undefined;
   /** Aborts the round in progress (SIGHUP: ask again now). */
@@ -32,6 +38,7 @@ export class ControlPlaneSource {
     this.#plane = plane;
     this.#opts = { ...opts, url: opts.url.replace(/\/+$/, '') };
     this.#backoff = new Backoff(opts.backoffBaseMs, opts.backoffCapMs);
+    this.#http = new ControlPlaneHttp(this.#opts.url, opts.tls ?? {}, GATEWAY_TLS_FLAGS);
   }
 
   /** One watch round (used at start-up: a short wait for the first config). */
@@ -54,10 +61,19 @@ export class ControlPlaneSource {
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#loop;
+    this.#http.close();
   }
 
-  /** Ask the control plane again now instead of waiting for the held round (or the backoff pause) to end. */
+  /** Read the TLS files again and ask the control plane now instead of waiting for the held round (or the backoff pause) to end. */
   refresh(): void {
+    if (this.#opts.tls && Object.values(this.#opts.tls).some((f) => f !== undefined)) {
+      try {
+        this.#http.reload();
+        log('info', 'control-plane TLS files reloaded');
+      } catch (err) {
+        log('error', 'control-plane TLS files not reloaded; the current ones stay in use', { error: (err as Error).message });
+      }
+    }
     this.#round.abort();
   }
 
@@ -88,14 +104,14 @@ export class ControlPlaneSource {
 
   async #watch(holdMs: number, round?: AbortSignal): Promise<ConfigEnvelope | undefined> {
     const after = this.#plane.remoteWatermark();
-    const url = `${this.#opts.url}/v1/watch?after=${after}&node=${encodeURIComponent(this.#opts.nodeId)}`;
+    const path = `/v1/watch?after=${after}&node=${encodeURIComponent(this.#opts.nodeId)}`;
     // A full round may be held for WATCH_HOLD_MS; a shorter wait (start-up) gives up early.
     const limit = holdMs >= WATCH_HOLD_MS ? holdMs + 10_000 : holdMs;
-    let res: Response;
+    let res;
     try {
       const signals = [this.#stop.signal, AbortSignal.timeout(limit)];
       if (round) signals.push(round);
-      res = await fetch(url, { headers: this.#headers(), signal: AbortSignal.any(signals) });
+      res = await this.#http.call(path, { headers: this.#headers(), signal: AbortSignal.any(signals) });
     } catch (err) {
       if ((err as Error).name === 'TimeoutError' && holdMs < WATCH_HOLD_MS) return undefined;
       throw err;
@@ -104,16 +120,20 @@ export class ControlPlaneSource {
     if (res.status === 409) {
       // The control plane knows fewer versions than this node applied: its store
       // was reset. Follow it from its newest version on.
-      const body = (await res.json().catch(() => ({}))) as { latest?: number };
-      log('warn', 'the control plane is behind this node (store reset?); following its versions from now on', { url: this.#opts.url, latest: body.latest ?? null, applied: after });
+      const body = parseJson(res.body) as { latest?: number } | undefined;
+      log('warn', 'the control plane is behind this node (store reset?); following its versions from now on', { url: this.#opts.url, latest: body?.latest ?? null, applied: after });
       this.#plane.resetRemoteVersion();
       return undefined;
     }
     if (res.status !== 200) {
-      const text = await res.text().catch(() => '');
-      throw new Error(`watch answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+      // The API's {error} when there is one (a refused certificate or token says why), else the start of the body.
+      const error = (parseJson(res.body) as { error?: unknown } | undefined)?.error;
+      const text = typeof error === 'string' ? error : res.body.slice(0, 200);
+      throw new Error(`watch answered ${res.status}${text ? `: ${text}` : ''}`);
     }
-    return (await res.json()) as ConfigEnvelope;
+    const env = parseJson(res.body);
+    if (env === undefined) throw new Error('watch answered 200 with something that is not JSON');
+    return env as ConfigEnvelope;
   }
 
   async #offer(env: ConfigEnvelope): Promise<OfferOutcome> {
@@ -136,14 +156,13 @@ export class ControlPlaneSource {
     const report = this.#pendingReport;
     if (!report) return;
     try {
-      const res = await fetch(`${this.#opts.url}/v1/nodes/${encodeURIComponent(this.#opts.nodeId)}/report`, {
+      const res = await this.#http.call(`/v1/nodes/${encodeURIComponent(this.#opts.nodeId)}/report`, {
         method: 'POST',
         headers: { ...this.#headers(), 'content-type': 'application/json' },
         body: JSON.stringify(report),
         signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(5_000)]),
       });
-      await res.body?.cancel();
-      if (res.ok && this.#pendingReport === report) this.#pendingReport = undefined;
+      if (res.status >= 200 && res.status < 300 && this.#pendingReport === report) this.#pendingReport = undefined;
     } catch {
       // kept for the next round
     }
@@ -151,6 +170,14 @@ export class ControlPlaneSource {
 
   #headers(): Record<string, string> {
     return this.#opts.token ? { authorization: `Bearer ${this.#opts.token}` } : {};
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

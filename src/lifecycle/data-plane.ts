@@ -143,7 +143,7 @@ export class DataPlane {
     }
 
     const loaded: LoadResult = c.text !== undefined
-      ? loadConfigText(c.text, c.label, { env: this.#opts.env })
+      ? loadConfigText(c.text, c.label, { env: this.#opts.env, format: c.format })
       : loadConfigDocument(c.document, c.label, { env: this.#opts.env });
     const hash = loaded.document === undefined ? undefined : configHash(loaded.document);
     if (c.hash !== undefined && hash !== undefined && c.hash !== hash) {

@@ -1,15 +1,22 @@
-// etcd as a source (like APISIX): one key holds the current ConfigEnvelope.
-// The source reads it, watches it from the next revision, and re-reads
-// everything when the watch errors or is cancelled (compaction), when etcd's
-// cluster id changes, or when its revision went backwards (etcd wiped or
-// restored from a backup): then the envelope's version may be lower than what
-// the node applied, and the node follows etcd rather than ignoring it.
+// etcd as a source (like APISIX): one key holds the current configuration,
+// either a ConfigEnvelope (what the control plane writes) or a plain
+// KrakenD/Portico configuration written by any tool (JSON or YAML), whose
+// version is the key's mod revision and whose hash is computed here. The
+// source reads it, watches it from the next revision, and re-reads everything
+// when the watch errors or is cancelled (compaction), when etcd's cluster id
+// changes, or when its revision went backwards (etcd wiped or restored from a
+// backup): then the version may be lower than what the node applied, and the
+// node follows etcd rather than ignoring it.
 // A periodic check also catches any change a broken watch missed. Reports
 // (ACK/NACK) go to <prefix>/nodes/<id>, next to the key.
 
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { posix } from 'node:path';
 import { createEtcdClient } from '../controlplane/etcd-client.ts';
+import { etcdErrorExplainer, type EtcdSecurity } from '../controlplane/etcd-connection.ts';
+import { formatIssue } from '../config/load.ts';
+import { parseConfigText, type ConfigFormat } from '../config/parse.ts';
+import { configHash } from './canonical.ts';
 import type { ConfigEnvelope, NodeRecord } from '../controlplane/protocol.ts';
 import { log } from '../telemetry/log.ts';
 import { Backoff, pause } from './backoff.ts';
@@ -20,6 +27,8 @@ export interface EtcdSourceOptions {
   endpoints: string[];
   key: string;
   nodeId: string;
+  /** TLS material and user/password (etcd-connection.ts). */
+  security?: EtcdSecurity;
   /** How often the key's revision is checked besides the watch (ms). */
   checkEveryMs?: number;
   backoffBaseMs?: number;
@@ -40,6 +49,7 @@ export class EtcdSource {
   readonly #client: Etcd3;
   readonly #stop = new AbortController();
   readonly #backoff: Backoff;
+  readonly #errorText = etcdErrorExplainer();
   #watcher: Watcher | undefined;
   #pos: Position | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -51,7 +61,7 @@ export class EtcdSource {
     this.#plane = plane;
     this.#opts = opts;
     this.#backoff = new Backoff(opts.backoffBaseMs, opts.backoffCapMs);
-    this.#client = createEtcdClient(opts.endpoints);
+    this.#client = createEtcdClient(opts.endpoints, opts.security);
   }
 
   /** Read the key once (start-up). */
@@ -60,7 +70,7 @@ export class EtcdSource {
       const outcome = await this.#fullRead();
       return outcome ?? { kind: 'none' };
     } catch (err) {
-      const error = errorText(err);
+      const error = this.#errorText(err);
       this.#plane.reportSync(false, error);
       return { kind: 'unreachable', error };
     }
@@ -100,9 +110,9 @@ export class EtcdSource {
           return;
         } catch (err) {
           const wait = this.#backoff.next();
-          this.#plane.reportSync(false, errorText(err));
+          this.#plane.reportSync(false, this.#errorText(err));
           if (this.#backoff.failures === 1 || this.#backoff.failures % 10 === 0) {
-            log('warn', 'etcd unreachable; serving the current config', { error: errorText(err), failures: this.#backoff.failures, retry_in_ms: Math.round(wait) });
+            log('warn', 'etcd unreachable; serving the current config', { error: this.#errorText(err), failures: this.#backoff.failures, retry_in_ms: Math.round(wait) });
           }
           const wake = (this.#wake = new AbortController());
           await pause(wait, AbortSignal.any([signal, wake.signal]));
@@ -148,10 +158,10 @@ export class EtcdSource {
       const cluster = String(r.header?.cluster_id ?? '');
       if (this.#pos && (rev < this.#pos.revision || (cluster && cluster !== this.#pos.clusterId))) void this.#resync();
     });
-    w.on('disconnected', (err) => this.#plane.reportSync(false, errorText(err)));
+    w.on('disconnected', (err) => this.#plane.reportSync(false, this.#errorText(err)));
     w.on('error', (err) => {
       // A cancelled watch (compaction, or any other server-side cancel): start over.
-      log('warn', 'etcd watch failed; re-reading the key', { error: errorText(err) });
+      log('warn', 'etcd watch failed; re-reading the key', { error: this.#errorText(err) });
       void this.#resync();
     });
   }
@@ -168,33 +178,38 @@ export class EtcdSource {
       if (clusterId !== this.#pos.clusterId || revision < this.#pos.revision || mod !== this.#pos.modRevision) void this.#resync();
       else this.#pos.revision = revision;
     } catch (err) {
-      this.#plane.reportSync(false, errorText(err));
+      this.#plane.reportSync(false, this.#errorText(err));
     }
   }
 
   async #offer(kv: IKeyValue): Promise<OfferOutcome> {
     const label = `etcd ${this.#opts.key}@${kv.mod_revision}`;
-    let env: ConfigEnvelope;
-    try {
-      env = parseEnvelope(kv.value.toString('utf8'));
-    } catch (err) {
-      // Written around the control plane and not even an envelope: refused like an invalid config.
-      const refused = this.#plane.refuse({ source: 'etcd', label }, [`${label}: ${(err as Error).message}`]);
+    const text = kv.value.toString('utf8');
+    const read = readValue(text, this.#opts.key, Number(kv.mod_revision));
+    if ('errors' in read) {
+      // Not even a configuration: refused like an invalid one (health and the node report say why).
+      const refused = this.#plane.refuse({ source: 'etcd', label: this.#opts.key, version: Number(kv.mod_revision) }, read.errors);
       await this.#report(refused);
       return refused;
     }
     // etcd is the source of truth and `current` only moves forward: a version at or
     // below what this node applied, with other content, means etcd was restored or
-    // rewritten (possibly past its old revision, so the revision check cannot tell).
+    // rewritten (possibly past its old revision, so the revision check cannot tell),
+    // or that a plain config (versioned by revision) replaced envelopes (versioned by
+    // the control plane), or the reverse.
     const applied = this.#plane.current;
-    if (env.version <= this.#plane.remoteWatermark() && env.hash !== applied?.hash && env.hash !== this.#plane.rejected?.hash) {
-      log('warn', 'etcd holds an older config version than this node applied (restored or rewritten); following etcd', {
-        version: env.version,
+    if (read.version <= this.#plane.remoteWatermark() && read.hash !== applied?.hash && read.hash !== this.#plane.rejected?.hash) {
+      log('warn', 'etcd holds an older config version than this node applied (restored, rewritten, or plain configs and envelopes mixed); following etcd', {
+        version: read.version,
         applied: applied?.version ?? null,
       });
       this.#plane.resetRemoteVersion();
     }
-    const outcome = await this.#plane.offer({ source: 'etcd', label, document: env.config, version: env.version, hash: env.hash });
+    const outcome = await this.#plane.offer(
+      read.envelope
+        ? { source: 'etcd', label, document: read.envelope.config, version: read.version, hash: read.hash }
+        : { source: 'etcd', label: this.#opts.key, text, format: read.format, version: read.version, hash: read.hash },
+    );
     await this.#report(outcome);
     return outcome;
   }
@@ -206,25 +221,38 @@ export class EtcdSource {
     try {
       await this.#client.put(nodesKey).value(JSON.stringify(record));
     } catch (err) {
-      log('warn', 'cannot report to etcd', { key: nodesKey, error: errorText(err) });
+      log('warn', 'cannot report to etcd', { key: nodesKey, error: this.#errorText(err) });
     }
   }
 }
 
-function parseEnvelope(text: string): ConfigEnvelope {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw new Error('the value is not JSON');
-  }
-  const e = v as Partial<ConfigEnvelope>;
-  if (!e || typeof e !== 'object' || typeof e.version !== 'number' || typeof e.hash !== 'string' || !('config' in e)) {
-    throw new Error('the value is not a config envelope ({version, hash, config, ...}); publish through the control plane');
-  }
-  return e as ConfigEnvelope;
-}
+type ReadValue =
+  | { envelope: ConfigEnvelope; version: number; hash: string }
+  | { envelope?: undefined; format: ConfigFormat; version: number; hash: string }
+  | { errors: string[] };
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/**
+ * An envelope ({version, hash, config, ...}) keeps its version and announced hash;
+ * anything else is a plain configuration: JSON when it starts with "{", YAML
+ * otherwise, versioned by the key's mod revision, its hash computed from the
+ * parsed text (the data plane parses it again, for line:column in its errors).
+ */
+function readValue(text: string, key: string, modRevision: number): ReadValue {
+  const body = text.trimStart();
+  if (body.startsWith('{')) {
+    let v: unknown;
+    try {
+      v = JSON.parse(body);
+    } catch {
+      v = undefined; // reported with its position by parseConfigText below
+    }
+    const e = v as Partial<ConfigEnvelope> | undefined;
+    if (e && typeof e === 'object' && typeof e.version === 'number' && typeof e.hash === 'string' && 'config' in e) {
+      return { envelope: e as ConfigEnvelope, version: e.version, hash: e.hash };
+    }
+  }
+  const format: ConfigFormat = body.startsWith('{') || body.startsWith('[') ? 'json' : 'yaml';
+  const parsed = parseConfigText(text, key, format);
+  if (!parsed.ok) return { errors: [formatIssue(parsed.issue)] };
+  return { format, version: modRevision, hash: configHash(parsed.source.value) };
 }

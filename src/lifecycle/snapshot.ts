@@ -2,6 +2,7 @@
 // compiled-from config, a monotonically increasing version, the content hash,
 // where it came from and when it was applied.
 
+import type { ConfigFormat } from '../config/parse.ts';
 import type { ServiceConfig } from '../config/types.ts';
 
 export type SnapshotSource = 'file' | 'control-plane' | 'etcd' | 'last-known-good' | 'default';
@@ -24,6 +25,8 @@ export interface Candidate {
   /** Either the raw text (from a file) or an already-parsed document. */
   text?: string;
   document?: unknown;
+  /** The text's format when the label has no .json/.yaml extension (an etcd key). */
+  format?: ConfigFormat;
   /** Versioned sources say which version this is; file sources leave it to the data plane. */
   version?: number;
   /** The hash the source claims; checked against the content. */

@@ -1,5 +1,5 @@
 // Tokens: 401 when missing, 403 when wrong, for the admin and the data-plane
-// API; without an admin token, only loopback clients may write.
+// API; without an admin token, only loopback clients may read or write.
 
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
@@ -16,7 +16,7 @@ describe('control plane auth', () => {
     [cp, open] = await Promise.all([
       // the admin token from the environment, the node token from the flag
       startControlPlane(['--store', tempDir('cp-auth'), '--node-token', NODE], { PORTICO_ADMIN_TOKEN: ADMIN }),
-      startControlPlane(['--store', tempDir('cp-open'), '--listen', ':0']),
+      startControlPlane(['--store', tempDir('cp-open'), '--listen', ':0', '--insecure']),
     ]);
   });
   after(stopAll);
@@ -47,16 +47,19 @@ describe('control plane auth', () => {
     assert.equal((await call(cp.url, '/v1/health')).status, 200, 'health needs no token');
   });
 
-  it('without an admin token: reads are open, writes only from loopback', async () => {
+  it('without an admin token: reads and writes only from loopback', async () => {
     assert.equal((await call(open.url, '/v1/config', { body: config('a') })).status, 201, 'loopback write');
     const address = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
     if (!address) return; // no non-loopback interface to call from
     const remote = `http://${address}:${open.port}`;
     const w = await call(remote, '/v1/config', { body: config('b') });
     assert.equal(w.status, 403);
-    assert.match(w.json().error, /loopback/);
+    assert.match(w.json().error, /needs --admin-token .* not on loopback/);
     assert.equal((await call(remote, '/v1/rollback/1', { method: 'POST' })).status, 403);
-    assert.equal((await call(remote, '/v1/config')).json().version, 1, 'reads are open');
+    for (const path of ['/v1/config', '/v1/configs', '/v1/configs/1', '/v1/configs/1/diff/1', '/v1/nodes']) {
+      assert.equal((await call(remote, path)).status, 403, `${path}: configurations carry secrets`);
+    }
+    assert.equal((await call(open.url, '/v1/config')).json().version, 1, 'loopback reads');
     assert.equal((await call(remote, '/v1/watch?after=0')).status, 200, 'no node token: the data-plane API is open');
   });
 });

@@ -45,7 +45,7 @@ export async function startControlPlane(args: string[], env: Record<string, stri
     'control plane',
   );
   const handle: ControlPlaneProcess = {
-    url: `http://127.0.0.1:${port}`,
+    url: `${args.includes('--tls-cert') ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     child,
     output,
@@ -75,6 +75,8 @@ export interface CallOptions {
   body?: string | Buffer | object;
   token?: string;
   headers?: Record<string, string>;
+  /** For an https:// base: the CA to trust, and a client certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 export function call(base: string, path: string, opts: CallOptions = {}): Promise<TestResponse> {
@@ -85,7 +87,7 @@ export function call(base: string, path: string, opts: CallOptions = {}): Promis
     body = JSON.stringify(body);
     headers['content-type'] ??= 'application/json';
   }
-  return request(base, path, { method: opts.method ?? (body === undefined ? 'GET' : 'PUT'), headers, body });
+  return request(base, path, { method: opts.method ?? (body === undefined ? 'GET' : 'PUT'), headers, body, tls: opts.tls });
 }
 
 /** A valid configuration; `tag` makes each one different. */

@@ -8,7 +8,8 @@ import type { Etcd3 } from 'etcd3';
 import { Pool } from 'undici';
 import { configHash } from '../../src/lifecycle/canonical.ts';
 import type { ConfigEnvelope } from '../../src/controlplane/protocol.ts';
-import { stopAll as stopControlPlanes, startControlPlane, call, type ControlPlaneProcess } from '../controlplane/support.ts';
+import { stopAll as stopControlPlanes, startControlPlane, call, type CallOptions, type ControlPlaneProcess } from '../controlplane/support.ts';
+import { makeFleetPki, type FleetPki } from '../controlplane/tls-support.ts';
 import { get } from '../helpers/http.ts';
 import { LogLines } from '../helpers/log-lines.ts';
 import { tempDir } from '../helpers/lifecycle-support.ts';
@@ -65,6 +66,8 @@ export interface GatewayOptions {
   cacheDir?: string;
   staleAfter?: string;
   args?: string[];
+  /** More environment (e.g. PORTICO_ETCD_PASSWORD). */
+  env?: Record<string, string>;
 }
 
 /** `portico run` in fleet mode on a free port with its own cache directory; resolves once it listens. */
@@ -73,7 +76,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const source = o.controlPlane ? ['--control-plane', o.controlPlane] : ['--etcd', o.etcd!];
   const running = await startCli(
     ['run', ...source, '--node-id', o.id, '-p', '0', '--cache-dir', cacheDir, '--stale-after', o.staleAfter ?? STALE_AFTER, ...(o.args ?? [])],
-    { PORTICO_NODE_TOKEN: '' },
+    { PORTICO_NODE_TOKEN: '', ...o.env },
   );
   const gw: Gateway = {
     id: o.id,
@@ -119,12 +122,41 @@ export function startCp(args: string[], port = 0): Promise<ControlPlaneProcess> 
   return startControlPlane([...args, '--listen', `127.0.0.1:${port}`]);
 }
 
-/** PUT /v1/config; asserts nothing, returns status, body and when the answer arrived. */
-export async function publish(cpUrl: string, config: object): Promise<{ status: number; version: number; hash: string; at: number; body: string }> {
-  const r = await call(cpUrl, '/v1/config', { body: config });
+/** PUT /v1/config; asserts nothing, returns status, body and when the answer arrived. `opts`: token and TLS (secureLink().admin). */
+export async function publish(cpUrl: string, config: object, opts: CallOptions = {}): Promise<{ status: number; version: number; hash: string; at: number; body: string }> {
+  const r = await call(cpUrl, '/v1/config', { ...opts, body: config });
   const at = performance.now();
   const j = r.status < 300 ? r.json() : {};
   return { status: r.status, version: j.version, hash: j.hash, at, body: r.body };
+}
+
+/**
+ * What a control plane and its gateways need to talk HTTPS with client
+ * certificates bound to node ids (a throwaway PKI; gw-1 and gw-2 have
+ * certificates), and what a test needs to call the admin API then.
+ */
+export interface SecureLink {
+  pki: FleetPki;
+  cpArgs: string[];
+  gatewayArgs(id: 'gw-1' | 'gw-2'): string[];
+  /** Token and CA for call()/publish() on the admin API. */
+  admin: CallOptions;
+  cleanup(): void;
+}
+
+export async function secureLink(): Promise<SecureLink> {
+  const pki = await makeFleetPki();
+  const token = 'fleet-admin-token';
+  return {
+    pki,
+    cpArgs: ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--client-ca', pki.ca, '--admin-token', token],
+    gatewayArgs: (id) => {
+      const [cert, key] = id === 'gw-1' ? [pki.gw1Cert, pki.gw1Key] : [pki.gw2Cert, pki.gw2Key];
+      return ['--control-plane-ca', pki.ca, '--control-plane-cert', cert, '--control-plane-key', key];
+    },
+    admin: { token, tls: { ca: pki.read(pki.ca) } },
+    cleanup: () => pki.cleanup(),
+  };
 }
 
 // --- observing -------------------------------------------------------------

@@ -1,7 +1,8 @@
-// A plain HTTP client for tests: node:http, so paths are sent exactly as given
-// and nothing is followed or normalized.
+// A plain HTTP client for tests: node:http (node:https for https:// bases), so
+// paths are sent exactly as given and nothing is followed or normalized.
 
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 
 export interface TestResponse {
@@ -14,12 +15,13 @@ export interface TestResponse {
 export function request(
   base: string,
   path: string,
-  opts: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer } = {},
+  opts: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer; tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer } } = {},
 ): Promise<TestResponse> {
   const u = new URL(base);
+  const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false },
+    const req = send(
+      { host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false, ...opts.tls },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -77,21 +77,49 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 `;
 
+export interface IssueOptions {
+  /** The name (in `dir`) of the signing CA's `.pem` and `.key`; self-signed without. */
+  issuer?: string;
+  keyAlg?: 'ec' | 'rsa';
+  /** Subject; default `/CN=portico test <name>`. */
+  subject?: string;
+  /** Expired since yesterday (signed with `openssl ca`, which can date a certificate in the past). */
+  expired?: boolean;
+}
+
+/**
+ * `<dir>/<name>.pem` and `.key`: a certificate with the extensions of `section` of
+ * `<dir>/openssl.cnf` (makePki writes it: ca, server_local, server_a, server_b, client).
+ */
+export async function issueCert(dir: string, name: string, section: string, o: IssueOptions = {}): Promise<void> {
+  const path = (n: string) => join(dir, n);
+  const cnf = path('openssl.cnf');
+  const newkey = o.keyAlg === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  await run('openssl', ['req', '-new', ...newkey, '-nodes', '-keyout', path(`${name}.key`), '-subj', o.subject ?? `/CN=portico test ${name}`, '-out', path(`${name}.csr`), '-config', cnf]);
+  if (o.expired) {
+    if (!o.issuer) throw new Error('issueCert: an expired certificate needs an issuer');
+    const db = mkdtempSync(join(dir, 'ca-db-'));
+    writeFileSync(join(db, 'index.txt'), '');
+    writeFileSync(join(db, 'serial'), randomBytes(8).toString('hex') + '\n');
+    writeFileSync(join(db, 'ca.cnf'), `[ca]\ndefault_ca = d\n[d]\ndatabase = ${db}/index.txt\nnew_certs_dir = ${db}\nserial = ${db}/serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n`);
+    const day = 24 * 3600 * 1000;
+    const stamp = (t: number) => new Date(t).toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
+    await run('openssl', ['ca', '-batch', '-notext', '-config', join(db, 'ca.cnf'), '-cert', path(`${o.issuer}.pem`), '-keyfile', path(`${o.issuer}.key`), '-in', path(`${name}.csr`),
+      '-startdate', stamp(Date.now() - 3 * day), '-enddate', stamp(Date.now() - day), '-extfile', cnf, '-extensions', section, '-out', path(`${name}.pem`)]);
+    return;
+  }
+  const signer = o.issuer
+    ? ['-CA', path(`${o.issuer}.pem`), '-CAkey', path(`${o.issuer}.key`), '-set_serial', `0x${randomBytes(8).toString('hex')}`]
+    : ['-signkey', path(`${name}.key`)];
+  await run('openssl', ['x509', '-req', '-in', path(`${name}.csr`), '-days', '2', ...signer, '-extfile', cnf, '-extensions', section, '-out', path(`${name}.pem`)]);
+}
+
 /** Generate every certificate once into a temp dir (EC keys, one RSA key; a few hundred ms). */
 export async function makePki(): Promise<Pki> {
   const dir = mkdtempSync(join(tmpdir(), 'portico-tls-'));
-  const cnf = join(dir, 'openssl.cnf');
-  writeFileSync(cnf, OPENSSL_CNF);
+  writeFileSync(join(dir, 'openssl.cnf'), OPENSSL_CNF);
   const path = (name: string) => join(dir, name);
-
-  async function issue(name: string, section: string, issuer?: string, keyAlg = 'ec'): Promise<void> {
-    const newkey = keyAlg === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-    await run('openssl', ['req', '-new', ...newkey, '-nodes', '-keyout', path(`${name}.key`), '-subj', `/CN=portico test ${name}`, '-out', path(`${name}.csr`), '-config', cnf]);
-    const signer = issuer
-      ? ['-CA', path(`${issuer}.pem`), '-CAkey', path(`${issuer}.key`), '-set_serial', `0x${randomBytes(8).toString('hex')}`]
-      : ['-signkey', path(`${name}.key`)];
-    await run('openssl', ['x509', '-req', '-in', path(`${name}.csr`), '-days', '2', ...signer, '-extfile', cnf, '-extensions', section, '-out', path(`${name}.pem`)]);
-  }
+  const issue = (name: string, section: string, issuer?: string, keyAlg: 'ec' | 'rsa' = 'ec') => issueCert(dir, name, section, { issuer, keyAlg });
 
   try {
     await Promise.all([issue('ca', 'ca'), issue('other-ca', 'ca')]);
