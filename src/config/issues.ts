@@ -2,6 +2,7 @@
 // (when the value came from the file) to its line and column.
 
 import { formatPath, isPlainObject, type JsonPath, type Locate } from './json-path.ts';
+import { isSecretPath, maskSecrets } from './secret-fields.ts';
 import type { ConfigIssue } from './types.ts';
 
 const MAX_SHOWN = 60;
@@ -11,6 +12,18 @@ function shorten(text: string): string {
 }
 
 /** `"2 seconds" (string)`, `8080 (number)`, `an array of 3 items`, ... */
+function valueAt(root: unknown, path: JsonPath): unknown {
+  let v = root;
+  for (const k of path) v = isPlainObject(v) || Array.isArray(v) ? (v as Record<string | number, unknown>)[k] : undefined;
+  return v;
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return isPlainObject(value) ? 'an object' : `a ${typeof value}`;
+}
+
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
@@ -50,11 +63,14 @@ export class IssueCollector {
   private readonly locate: Locate;
   /** Top-level keys whose value came from an environment variable, with its name. */
   private readonly envSources: ReadonlyMap<string, string>;
+  /** The document checked, so that found() can tell a secret by its neighbours (martian's name/value). */
+  private readonly root: unknown;
 
-  constructor(file: string, locate: Locate, envSources: ReadonlyMap<string, string> = new Map()) {
+  constructor(file: string, locate: Locate, envSources: ReadonlyMap<string, string> = new Map(), root?: unknown) {
     this.file = file;
     this.locate = locate;
     this.envSources = envSources;
+    this.root = root;
   }
 
   add(severity: ConfigIssue['severity'], path: JsonPath, expected: string, found: string, at: 'value' | 'key' = 'value'): void {
@@ -85,8 +101,10 @@ export class IssueCollector {
     this.error(path, expected, 'nothing (the key is missing)');
   }
 
+  /** `value` described for a message; secrets (secret-fields.ts) are never quoted. */
   found(path: JsonPath, value: unknown): string {
-    const described = describeValue(value);
+    const parent = valueAt(this.root, path.slice(0, -1));
+    const described = isSecretPath(path, parent) ? `${describeType(value)} (a secret: not shown)` : describeValue(maskSecrets(value, path, parent));
     const variable = typeof path[0] === 'string' ? this.envSources.get(path[0]) : undefined;
     return variable ? `${described} from environment variable ${variable}` : described;
   }

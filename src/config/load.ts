@@ -44,7 +44,7 @@ function loadParsed(source: ParsedSource, file: string, opts: LoadOptions): Load
     envSources = overridden.sources;
   }
 
-  const c = new IssueCollector(file, source.locate, envSources);
+  const c = new IssueCollector(file, source.locate, envSources, raw);
   for (const path of source.duplicateKeys) {
     c.warning(path, 'each key once per object (the last value wins)', `duplicate key ${JSON.stringify(path.at(-1))}`, 'key');
   }
