@@ -79,7 +79,7 @@ export interface Report {
   totalSeconds: number;
 }
 
-export const SYSTEM_ORDER: SystemId[] = ['portico', 'nginx', 'fastify', 'direct'];
+export const SYSTEM_ORDER: SystemId[] = ['portico', 'portico-bun', 'nginx', 'fastify', 'direct'];
 
 export function median(xs: number[]): number {
   if (xs.length === 0) return Number.NaN;
@@ -120,6 +120,8 @@ export function scenarioTable(s: ScenarioResult, runRevision?: string): string {
       lines.push(pad([`  ${LABELS[id]}`, ...blank('n/a')], widths));
       continue;
     }
+    // A results file from before the system existed.
+    if (!r && s.failed[id] === undefined) continue;
     if (!r) {
       lines.push(pad([`  ${LABELS[id]}`, 'failed', ...blank('').slice(1), s.failed[id] ?? ''], [...widths, 0]));
       continue;
@@ -138,20 +140,20 @@ export function scenarioTable(s: ScenarioResult, runRevision?: string): string {
     cells.push(mb(r.peakRssBytes), notes.join('; '));
     lines.push(pad(cells, [...widths, 0]));
   }
-  const p = s.systems.portico;
-  const ratio = (other: SystemId) => {
+  const ratio = (own: SystemId, other: SystemId) => {
+    const p = s.systems[own];
     const o = s.systems[other];
     if (!p || !o) return undefined;
-    let p99 = p.overloaded || o.overloaded ? `p99 n/a (${p.overloaded ? 'Portico' : LABELS[other]} overloaded)` : `p99 ${x(p.p99Us / o.p99Us)}`;
+    let p99 = p.overloaded || o.overloaded ? `p99 n/a (${LABELS[p.overloaded ? own : other]} overloaded)` : `p99 ${x(p.p99Us / o.p99Us)}`;
     const a = p.atPorticoRate;
     const b = o.atPorticoRate;
     if (a && b && !a.overloaded && !b.overloaded) p99 += `, p99 @P ${x(a.p99Us / b.p99Us)}`;
     return `req/s ${x(p.rps / o.rps)}, ${p99}, peak RSS ${x(p.peakRssBytes / o.peakRssBytes)}`;
   };
-  const rn = ratio('nginx');
-  const rf = ratio('fastify');
-  if (rn) lines.push(`  Portico/nginx proxy: ${rn}`);
-  if (rf) lines.push(`  Portico/@fastify/http-proxy: ${rf}`);
+  for (const [own, other] of [['portico', 'nginx'], ['portico', 'fastify'], ['portico-bun', 'nginx'], ['portico-bun', 'fastify'], ['portico-bun', 'portico']] as const) {
+    const r = ratio(own, other);
+    if (r) lines.push(`  ${LABELS[own]}/${other === 'portico' ? 'Portico on Node' : LABELS[other]}: ${r}`);
+  }
   if (s.note) lines.push(`  note: ${s.note}`);
   const f = foreignSummary([s]);
   if (f.max >= 0.1) lines.push(`  noise: processes outside the bench used ${f.median.toFixed(2)} CPU (median; max ${f.max.toFixed(2)}) during these measurements`);

@@ -15,7 +15,7 @@ import type { LoadgenResult } from './loadgen.ts';
 import { NGINX, nginxVersion, startNginx, writeBackendConfig } from './nginx.ts';
 import { ForeignCpu, freePort, killAllSync, RssSampler, runToEnd, start, stop, waitForPort, type Proc } from './proc.ts';
 import { evaluateTargets, fullReport, median, scenarioTable, SYSTEM_ORDER, type Report, type ScenarioResult, type SystemResult } from './report.ts';
-import { backendFiles, mixedConfig, SCENARIOS, type Scenario, type SystemId } from './scenarios.ts';
+import { backendFiles, isPortico, mixedConfig, SCENARIOS, type Scenario, type SystemId } from './scenarios.ts';
 import { LABELS, NODE, porticoRunArgs, ROOT, startSystem, writePorticoConfig, type Context, type Running } from './systems.ts';
 import { pathsScript, runWrk, WRK, wrkVersion, type WrkResult } from './wrk.ts';
 
@@ -27,7 +27,7 @@ const HELP = `npm run bench [-- options]
   --connections N      wrk and load generator connections (default 64)
   --rate-fraction F    paced latency run at F x the reference saturation rate (default 0.5)
   --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000,e-jwt-cors,f-ratelimit-local,g-ratelimit-redis,h-telemetry-off,i-tracing,j-lua,k-cel (default all)
-  --systems LIST       comma list of portico,nginx,fastify,direct (default all)
+  --systems LIST       comma list of portico,portico-bun,nginx,fastify,direct (default all)
   --portico-args=STR   extra arguments for "portico run" (also BENCH_PORTICO_ARGS), e.g. --portico-args="--workers 2"
   --nginx-workers N    worker processes of the nginx proxy (default 1; match Portico's --workers)
   --no-save            do not write bench/results/<date>.json
@@ -146,7 +146,7 @@ async function smoke(run: Running, scenario: Scenario): Promise<string | undefin
     const res = await fetch(`http://127.0.0.1:${run.port}${path}`, { headers: { accept: 'application/json', ...scenario.headers }, signal: AbortSignal.timeout(5000) });
     const body = await res.text();
     if (res.status !== 200) return `GET ${path} answered ${res.status}: ${body.slice(0, 200)}`;
-    if (run.id === 'portico') return scenario.checkPortico(body);
+    if (isPortico(run.id)) return scenario.checkPortico(body);
     const expected = scenario.id.includes('64k') ? 65536 : 1024;
     return body.length === expected ? undefined : `GET ${path}: body of ${body.length} bytes, expected ${expected}`;
   } catch (err) {
@@ -208,7 +208,7 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<ScenarioRe
   for (const s of SYSTEM_ORDER) if (!systemIds.includes(s) && scenario.systems.includes(s)) result.failed[s] = 'not selected (--systems)';
 
   // Portico is started from the working tree as it is now: record which revision that was.
-  if (systems.includes('portico')) result.revision = await gitRevision();
+  if (systems.some(isPortico)) result.revision = await gitRevision();
   const dir = join(ctx.tmp, `scenario-${scenario.id}`);
   mkdirSync(dir, { recursive: true });
   const running: Running[] = [];

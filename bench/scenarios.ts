@@ -17,7 +17,11 @@ export type ScenarioId =
   | 'i-tracing'
   | 'j-lua'
   | 'k-cel';
-export type SystemId = 'portico' | 'nginx' | 'fastify' | 'direct';
+export type SystemId = 'portico' | 'portico-bun' | 'nginx' | 'fastify' | 'direct';
+
+/** Portico on Node and on Bun (the same sources and configuration). */
+export const PORTICO: SystemId[] = ['portico', 'portico-bun'];
+export const isPortico = (id: SystemId): boolean => id === 'portico' || id === 'portico-bun';
 
 /** What the bench started for the scenarios besides the backend. */
 export interface ScenarioEnv {
@@ -223,7 +227,7 @@ function noop(size: '1k' | '64k'): Scenario {
     title: `(a) one backend, no-op, ${size === '1k' ? '1 KiB' : '64 KiB'}`,
     porticoPaths: [`/noop/${size}`],
     proxyPaths: [file],
-    systems: ['portico', 'nginx', 'fastify', 'direct'],
+    systems: [...PORTICO, 'nginx', 'fastify', 'direct'],
     rateFrom: 'nginx',
     endpoints: (origin) => [{ endpoint: `/noop/${size}`, output_encoding: 'no-op', backend: [{ host: [origin], url_pattern: file, encoding: 'no-op' }] }],
     checkPortico: (body) => (body.length === (size === '1k' ? 1024 : 65536) ? undefined : `no-op body of ${body.length} bytes`),
@@ -244,7 +248,7 @@ function allow(size: '1k' | '64k'): Scenario {
     title: `(b) one backend, json + allow, ${size === '1k' ? '1 KiB' : '64 KiB'}`,
     porticoPaths: [`/allow/${size}`],
     proxyPaths: [file],
-    systems: ['portico', 'nginx', 'fastify', 'direct'],
+    systems: [...PORTICO, 'nginx', 'fastify', 'direct'],
     note: 'nginx and @fastify/http-proxy only proxy here (they do not parse or filter JSON); Portico decodes, filters with allow and re-encodes.',
     rateFrom: 'nginx',
     endpoints: (origin) => [{ endpoint: `/allow/${size}`, backend: [{ host: [origin], url_pattern: file, allow: ALLOW }] }],
@@ -260,7 +264,7 @@ const jwtCors: Scenario = {
   title: '(e) (b) 1 KiB behind JWT (RS256, cached JWKS) + CORS',
   porticoPaths: ['/secure/1k'],
   proxyPaths: [],
-  systems: ['portico'],
+  systems: PORTICO,
   note: "Portico only: the same endpoint as (b) 1 KiB with auth/validator and security/cors; its cost is read as a ratio of Portico's (b) 1 KiB in the same run.",
   rateFrom: 'portico',
   serviceExtra: () => ({
@@ -293,7 +297,7 @@ const aggregate: Scenario = {
   title: '(c) one endpoint aggregating three backends with group, 3 x ~1 KiB',
   porticoPaths: ['/agg/42'],
   proxyPaths: [],
-  systems: ['portico'],
+  systems: PORTICO,
   note: 'nginx and @fastify/http-proxy cannot aggregate (n/a); the latency run offers 50% of Portico\'s own saturation rate.',
   rateFrom: 'portico',
   endpoints: (origin) => [
@@ -319,7 +323,7 @@ const routes: Scenario = {
   title: '(d) 1,000 endpoints, requests spread over 1,000 routes, no-op, 1 KiB',
   porticoPaths: routePaths,
   proxyPaths: routePaths,
-  systems: ['portico', 'nginx', 'fastify', 'direct'],
+  systems: [...PORTICO, 'nginx', 'fastify', 'direct'],
   note: 'nginx and @fastify/http-proxy proxy every path with one prefix location/route; Portico routes among 1,000 endpoints (4 shapes, static and parameter segments).',
   rateFrom: 'nginx',
   endpoints: (origin) => routeEndpoints(origin),
@@ -332,7 +336,7 @@ const rateLimitLocal: Scenario = {
   title: '(f) (b) 1 KiB behind a per-client rate limit (local buckets)',
   porticoPaths: ['/limited/1k'],
   proxyPaths: [],
-  systems: ['portico'],
+  systems: PORTICO,
   note: "Portico only: the (b) 1 KiB endpoint with qos/ratelimit/router (endpoint bucket and per-client buckets keyed by a header), limits far above the load so no request is refused; read as a ratio of Portico's (b) 1 KiB in the same run.",
   rateFrom: 'portico',
   headers: { 'X-Client': 'bench-client-1' },
@@ -382,7 +386,7 @@ const telemetryOff: Scenario = {
   title: '(h) (b) 1 KiB with telemetry off (no request or backend metrics)',
   porticoPaths: ['/allow/1k'],
   proxyPaths: [],
-  systems: ['portico'],
+  systems: PORTICO,
   note: "Portico only: the (b) 1 KiB endpoint with telemetry/metrics router, endpoint and backend layers disabled; (b) (metrics on, the default) and (i) (metrics + tracing) are read as ratios of it.",
   rateFrom: 'portico',
   serviceExtra: () => ({ 'telemetry/metrics': { router_disabled: true, endpoint_disabled: true, backend_disabled: true, listen_address: '127.0.0.1:0' } }),
@@ -410,7 +414,7 @@ const cel: Scenario = {
   title: '(k) (b) 1 KiB behind a validation/cel check on a request header',
   porticoPaths: ['/cel/1k'],
   proxyPaths: [],
-  systems: ['portico'],
+  systems: PORTICO,
   note: "Portico only: the (b) 1 KiB endpoint with one validation/cel expression over req_headers, true for every request; read as a ratio of Portico's (b) 1 KiB in the same run.",
   rateFrom: 'portico',
   headers: { 'X-Client': 'bench-client-1' },
@@ -431,7 +435,7 @@ const lua: Scenario = {
   title: '(j) (b) 1 KiB with a modifier/lua-proxy pre + post script',
   porticoPaths: ['/lua/1k'],
   proxyPaths: [],
-  systems: ['portico'],
+  systems: PORTICO,
   note: "Portico only: the (b) 1 KiB endpoint with a Lua pre script (reads X-Client, sets a header for the backend) and post script (sums qty x price over the items, sets total and item_count); read as a ratio of Portico's (b) 1 KiB in the same run.",
   rateFrom: 'portico',
   headers: { 'X-Client': 'bench-client-1' },

@@ -1,6 +1,7 @@
 // The systems under test, each started fresh for a scenario on a free
-// loopback port: Portico, nginx as a reverse proxy, @fastify/http-proxy, and
-// the backend itself (no proxy: the ceiling of this machine with this load).
+// loopback port: Portico (on Node, and on Bun), nginx as a reverse proxy,
+// @fastify/http-proxy, and the backend itself (no proxy: the ceiling of this
+// machine with this load).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,9 +12,12 @@ import { porticoConfig, type Scenario, type SystemId } from './scenarios.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const NODE = process.execPath;
+/** The pinned Bun (the `bun` dev dependency). */
+export const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
 
 export const LABELS: Record<SystemId, string> = {
   portico: 'Portico',
+  'portico-bun': 'Portico on Bun',
   nginx: 'nginx proxy',
   fastify: '@fastify/http-proxy',
   direct: 'backend direct',
@@ -79,12 +83,13 @@ export function writePorticoConfig(tmp: string, scenario: Scenario, backendPort:
 
 export async function startSystem(id: SystemId, scenario: Scenario, ctx: Context): Promise<Running> {
   switch (id) {
-    case 'portico': {
+    case 'portico':
+    case 'portico-bun': {
       const port = await freePort();
       const config = writePorticoConfig(ctx.tmp, scenario, ctx.backendPort, ctx.redisAddress);
-      const cacheDir = join(ctx.tmp, 'portico', `cache-${scenario.id}`);
+      const cacheDir = join(ctx.tmp, 'portico', `cache-${scenario.id}-${id}`);
       const args = [join(ROOT, 'bin', 'portico.js'), 'run', '-c', config, '-p', String(port), '--cache-dir', cacheDir, ...ctx.porticoArgs];
-      const p = start('portico', NODE, args, { cwd: ROOT, env: cleanEnv() });
+      const p = start(id, id === 'portico' ? NODE : BUN, args, { cwd: ROOT, env: cleanEnv() });
       await waitForPort(port, 30_000, p);
       return proc(id, port, p, scenario.porticoPaths, 'SIGTERM', 15_000);
     }

@@ -10,7 +10,7 @@ import { WATCH_HOLD_MS, type ConfigEnvelope, type NodeReport } from '../controlp
 import { ControlPlaneHttp, GATEWAY_TLS_FLAGS } from '../controlplane/tls-client.ts';
 import type { TlsFiles } from '../controlplane/tls-files.ts';
 import { log } from '../telemetry/log.ts';
-import { Backoff, pause } from './backoff.ts';
+import { Backoff, pause } from '../shared/backoff.ts';
 import type { DataPlane, OfferOutcome } from './data-plane.ts';
 
 export interface ControlPlaneSourceOptions {

@@ -19,7 +19,7 @@ import { parseConfigText, type ConfigFormat } from '../config/parse.ts';
 import { configHash } from './canonical.ts';
 import type { ConfigEnvelope, NodeRecord } from '../controlplane/protocol.ts';
 import { log } from '../telemetry/log.ts';
-import { Backoff, pause } from './backoff.ts';
+import { Backoff, pause } from '../shared/backoff.ts';
 import { nodeReport } from './control-plane-source.ts';
 import type { DataPlane, OfferOutcome } from './data-plane.ts';
 

@@ -19,7 +19,7 @@
 // client-credentials grant with these bounds without bringing a whole OAuth
 // client along.
 
-import { Agent, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import { isPlainObject, type JsonPath } from '../config/json-path.ts';
@@ -27,6 +27,7 @@ import type { CancelSignal } from '../proxy/abort.ts';
 import { GatewayError } from '../proxy/errors.ts';
 import { HTTP_TOKEN, isHopByHop } from '../proxy/headers.ts';
 import type { Proxy, ProxyRequest } from '../proxy/types.ts';
+import { loadUndici } from '../proxy/undici-package.ts';
 import { USER_AGENT } from '../version.ts';
 import { sha256Hex } from './credentials.ts';
 import type { Namespace } from './namespace.ts';
@@ -303,7 +304,7 @@ class TokenSource {
   readonly #secret: string;
   readonly #bodies: Record<AuthStyle, string>;
   readonly #basic: string;
-  readonly #agent = new Agent();
+  readonly #agent = loadUndici().then((u) => new u.Agent());
   /** The credential style that worked, once one has (Go's auth style cache). */
   #style: AuthStyle | undefined;
   #value: string | undefined;
@@ -362,7 +363,7 @@ class TokenSource {
     this.#closed = true;
     const f = this.#flight;
     if (f) this.#abort(f, new GatewayError(500, 'the OAuth2 token source was closed', { code: TOKEN_ERROR_CODES.unreachable }));
-    await this.#agent.destroy();
+    await (await this.#agent).destroy();
   }
 
   #run(f: Flight, capMs: number): void {
@@ -431,7 +432,8 @@ class TokenSource {
     let contentType: string;
     let body: string;
     try {
-      const res = await request(this.#url, { method: 'POST', headers, body: this.#bodies[style], signal, dispatcher: this.#agent });
+      const [{ request }, agent] = await Promise.all([loadUndici(), this.#agent]);
+      const res = await request(this.#url, { method: 'POST', headers, body: this.#bodies[style], signal, dispatcher: agent });
       status = res.statusCode;
       contentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       body = await readBounded(res.body, res.headers['content-length'], this.#where);
@@ -501,7 +503,7 @@ class TokenSource {
   }
 }
 
-type Body = Awaited<ReturnType<typeof request>>['body'];
+type Body = Dispatcher.ResponseData['body'];
 
 /** The whole body as text, or an error past MAX_TOKEN_BODY_BYTES (the connection is dropped, not drained). */
 async function readBounded(body: Body, length: string | string[] | undefined, where: string): Promise<string> {

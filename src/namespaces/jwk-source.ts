@@ -23,11 +23,12 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as tls from 'node:tls';
 import { importJWK, type JWK } from 'jose';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { checkValue, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import { formatPath, type JsonPath } from '../config/json-path.ts';
 import type { CancelSignal } from '../proxy/abort.ts';
+import { loadUndici } from '../proxy/undici-package.ts';
 import { log } from '../telemetry/log.ts';
 import { USER_AGENT } from '../version.ts';
 import { sha256Hex } from './credentials.ts';
@@ -407,7 +408,7 @@ export class RemoteKeySource implements KeySource {
   readonly #allowHttp: boolean;
   readonly #maxAgeMs: number;
   readonly #cooldownMs: number;
-  readonly #dispatcher: Agent;
+  readonly #dispatcher: Promise<Agent>;
   readonly #closed = new AbortController();
   #set: KeySet | undefined;
   #fetchedAt = 0;
@@ -422,13 +423,10 @@ export class RemoteKeySource implements KeySource {
     this.#allowHttp = o.allowHttp;
     this.#maxAgeMs = o.maxAgeMs;
     this.#cooldownMs = o.cooldownMs;
-    this.#dispatcher = new Agent({
-      connect: connectOptions(o, caPem),
-      connections: 2,
-      keepAliveTimeout: 10_000,
-      headersTimeout: FETCH_TIMEOUT_MS,
-      bodyTimeout: FETCH_TIMEOUT_MS,
-    });
+    const connect = connectOptions(o, caPem);
+    this.#dispatcher = loadUndici().then(
+      (u) => new u.Agent({ connect, connections: 2, keepAliveTimeout: 10_000, headersTimeout: FETCH_TIMEOUT_MS, bodyTimeout: FETCH_TIMEOUT_MS }),
+    );
     // Warm up: the first request should not wait for the key set (not when only checking a configuration).
     if (warmUp) this.#start().catch(() => {});
   }
@@ -459,7 +457,7 @@ export class RemoteKeySource implements KeySource {
 
   async close(): Promise<void> {
     this.#closed.abort();
-    await this.#dispatcher.close().catch(() => {});
+    await this.#dispatcher.then((d) => d.close()).catch(() => {});
   }
 
   #start(): Promise<KeySet> {
@@ -535,8 +533,9 @@ function defaultCas(): string[] {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const JSON_TYPE = /^application\/(?:jwk-set\+json|json)\s*(?:;|$)/i;
 
-async function fetchKeySet(start: URL, dispatcher: Dispatcher, allowHttp: boolean, closed: AbortSignal): Promise<KeySet> {
+async function fetchKeySet(start: URL, agent: Promise<Dispatcher>, allowHttp: boolean, closed: AbortSignal): Promise<KeySet> {
   const signal = AbortSignal.any([closed, AbortSignal.timeout(FETCH_TIMEOUT_MS)]);
+  const [dispatcher, { request }] = await Promise.all([agent, loadUndici()]);
   let url = start;
   try {
     for (let hop = 0; ; hop++) {

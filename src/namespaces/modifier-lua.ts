@@ -23,7 +23,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { request as undiciRequest } from 'undici';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
@@ -33,6 +32,7 @@ import { GatewayError } from '../proxy/errors.ts';
 import { canonicalHeaderKey, compileHeaderForwarder, HTTP_TOKEN, isHopByHop, type HeaderForwarder } from '../proxy/headers.ts';
 import { compileQueryFilter, parseQuery, type QueryFilter } from '../proxy/query.ts';
 import type { BackendCall, Passthrough, Proxy, ProxyRequest, ProxyResponse, RawHeaders } from '../proxy/types.ts';
+import { loadUndici } from '../proxy/undici-package.ts';
 import { log } from '../telemetry/log.ts';
 import { USER_AGENT } from '../version.ts';
 import { luaEngineError, wasmoonPort } from './lua-engine.ts';
@@ -831,7 +831,7 @@ async function httpCall(r: LuaHttpRequest, req: ProxyRequest, due: number, limit
   req.signal.onAbort(onAbort);
   const timer = setTimeout(() => abort.abort(new Error('http_response: the endpoint timeout has passed')), remaining);
   try {
-    const res = await undiciRequest(url, { method: r.method, headers, body: r.body, signal: abort.signal });
+    const res = await (await loadUndici()).request(url, { method: r.method, headers, body: r.body, signal: abort.signal });
     const declared = Number(res.headers['content-length']);
     if (declared > limit) {
       res.body.destroy();

@@ -55,7 +55,7 @@ function build(
   ownState: PolicyState | undefined,
 ): Plan {
   const poolOptions = { connectionsPerHost: config.maxIdleConnectionsPerHost };
-  const upstream = pools.dispatcher(poolOptions);
+  const upstream = pools.upstream(poolOptions);
 
   const usage: PlanUsage = { active: 0, onIdle: undefined };
   const addressing = compileClientAddressing(config.router);

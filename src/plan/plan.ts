@@ -2,11 +2,11 @@
 // decided once at load time. It is immutable: a new config means a new Plan.
 
 import type { ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import type { EndpointConfig, ServiceConfig } from '../config/types.ts';
 import type { Renderer } from '../transform/encode.ts';
 import type { Guard } from '../namespaces/namespace.ts';
 import type { Proxy } from '../proxy/types.ts';
+import type { Upstream } from '../proxy/upstream.ts';
 import type { ClientAddressing } from '../server/client-ip.ts';
 import type { AccessLog } from '../telemetry/access-log.ts';
 import type { Tracing } from '../telemetry/tracing.ts';
@@ -33,7 +33,7 @@ export interface Plan {
   /** Service-level policies (CORS, security headers, bot detection): run for every request, before routing. */
   readonly guard: Guard | undefined;
   readonly addressing: ClientAddressing;
-  readonly upstream: Dispatcher;
+  readonly upstream: Upstream;
   /** Requests currently running on this plan; a retired plan waits for zero before releasing its pools. */
   readonly usage: PlanUsage;
   /** Undefined when router.disable_access_log is set. */

@@ -2,8 +2,9 @@
 // when its parent aborts, or when told to. It stands in for AbortController +
 // setTimeout, which cost an EventTarget, a Timeout object and two closures per
 // request; here the Deadline itself is the timer-list node and the listener
-// list is a plain array. Nothing outside Portico sees these signals (backend
-// calls go through undici's dispatch API, which takes no AbortSignal).
+// list is a plain array. Nothing outside Portico sees these signals (on Node,
+// backend calls go through undici's dispatch API, which takes no AbortSignal;
+// on Bun, upstream-fetch.ts links one AbortController per call to them).
 
 export type AbortListener = () => void;
 
@@ -15,6 +16,30 @@ export interface CancelSignal {
   /** Called once, when it aborts. Not called if it has already aborted: check `aborted` first. */
   onAbort(fn: AbortListener): void;
   offAbort(fn: AbortListener): void;
+}
+
+/** The Error a signal aborted with (a reason that is not an Error gets a plain one). */
+export function abortReason(signal: CancelSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}
+
+/** `p`, or abortReason(signal) as soon as the signal aborts (p itself goes on: nothing cancels it). */
+export function untilAborted<T>(p: Promise<T>, signal: CancelSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.onAbort(onAbort);
+    p.then(
+      (v) => {
+        signal.offAbort(onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.offAbort(onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 export class Deadline implements CancelSignal {

@@ -1,19 +1,19 @@
 // One backend call: pick a host, build the URL and headers, send the request
-// through the shared upstream dispatcher, check the status, decode and
+// through the shared upstream client (upstream.ts), check the status, decode and
 // manipulate the body. Everything that depends only on config is compiled here.
 
-import type { Dispatcher } from 'undici';
 import type { BackendConfig, EndpointConfig } from '../config/types.ts';
+import { maskUrlPassword } from '../config/secret-fields.ts';
 import { compileDecoder } from '../transform/decode.ts';
 import { compileBackendTransform } from '../transform/manipulate.ts';
-import { decodeContent, requestBuffered, type BufferedResponse } from './buffered-request.ts';
+import { decodeContent } from './backend-body.ts';
 import { BackendStatusError, GatewayError, invalidStatusText, TimeoutError } from './errors.ts';
 import { compileGraphql } from './graphql.ts';
 import { compileHeaderForwarder } from './headers.ts';
 import { compileMartian } from './martian.ts';
 import { compileQueryFilter } from './query.ts';
-import { requestStreamed } from './streamed-request.ts';
-import type { BackendCall, Data, Passthrough, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
+import type { BackendCall, BufferedResponse, Data, Passthrough, Proxy, ProxyRequest, ProxyResponse } from './types.ts';
+import type { Upstream } from './upstream.ts';
 import { compileUrlTemplate } from './url-template.ts';
 
 /**
@@ -29,7 +29,7 @@ import { compileUrlTemplate } from './url-template.ts';
 export type BackendTransport = (call: BackendCall, req: ProxyRequest, maxBodyBytes: number) => Promise<BufferedResponse>;
 
 export interface BackendDeps {
-  upstream: Dispatcher;
+  upstream: Upstream;
   maxBackendBodyBytes: number;
   userAgent: string;
   /** The transport of a backend that is not reached over HTTP (see BackendTransport), if it has one. */
@@ -39,15 +39,17 @@ export interface BackendDeps {
 const SUCCESS = new Set([200, 201]);
 
 export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: BackendDeps): Proxy {
+  const transport = deps.transport(ep, b);
   // A host may carry a base path (http://api/v2): the pool is per origin, the path prefixes url_pattern.
-  const hosts = b.host.map(splitHost);
+  // A transport's host (amqp://user:password@broker) is no HTTP origin: it names the call in traces and errors, password masked.
+  const hosts = transport === undefined ? b.host.map(splitHost) : b.host.map((h) => ({ origin: maskUrlPassword(h).replace(/\/$/, ''), basePath: '' }));
   let next = 0;
   const template = compileUrlTemplate(b.urlPattern);
   const filterQuery = compileQueryFilter(ep.inputQueryStrings, b.inputQueryStrings);
   const forwardHeaders = compileHeaderForwarder(ep.inputHeaders, b.inputHeaders, deps.userAgent);
   // backend/graphql: the call carries a GraphQL request, with the method it says.
   const graphql = b.graphql === undefined ? undefined : compileGraphql(b.graphql);
-  const method = (b.graphql?.method ?? b.method) as Dispatcher.HttpMethod;
+  const method = b.graphql?.method ?? b.method;
   // modifier/martian: static changes to the call as sent and to the answer before it is decoded.
   const martian = b.martian === undefined ? undefined : compileMartian(b.martian);
   const noop = b.encoding === 'no-op';
@@ -58,7 +60,6 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   const separator = template.hasQuery ? '&' : '?';
   // Backend middlewares (qos/http-cache) may need the answer's status and headers; nothing else does.
   const withMeta = b.namespaces.length > 0;
-  const transport = deps.transport(ep, b);
 
   return async function callBackend(req: ProxyRequest): Promise<ProxyResponse> {
     const host = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];
@@ -76,7 +77,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
       else delete headers['content-type'];
     }
     const path = host.basePath + (query === '' ? template.render(req) : template.render(req) + separator + query);
-    const options = { origin, path, method, headers, body };
+    const options: BackendCall = { origin, path, method, headers, body };
     // modifier/lua-backend: its pre script sees and may change the call about to be sent.
     if (req.prepareCall !== undefined) await req.prepareCall(options);
     const sent = martian?.modifyRequest(options);
@@ -87,7 +88,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     if (noop) {
       let pt: Passthrough;
       try {
-        pt = transport === undefined ? await requestStreamed(upstream, options, req.signal) : bufferedPassthrough(await transport(options, req, maxBackendBodyBytes));
+        pt = transport === undefined ? await upstream.streamed(options, req.signal) : bufferedPassthrough(await transport(options, req, maxBackendBodyBytes));
       } catch (err) {
         throw upstreamError(req, err, url);
       }
@@ -100,7 +101,7 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
     let answered: BufferedResponse | undefined;
     let raw: Buffer;
     try {
-      res = transport === undefined ? await requestBuffered(upstream, options, req.signal, maxBackendBodyBytes) : await transport(options, req, maxBackendBodyBytes);
+      res = transport === undefined ? await upstream.buffered(options, req.signal, maxBackendBodyBytes) : await transport(options, req, maxBackendBodyBytes);
       if (sent !== undefined) {
         answered = res;
         res = martian!.modifyBuffered(res, sent);

@@ -4,27 +4,16 @@
 // The size limit is enforced as data arrives, and the call is aborted with the
 // request's signal. One object per call is the handler and the abort listener.
 
-import { promisify } from 'node:util';
-import { brotliDecompress, gunzip, inflate, zstdDecompress } from 'node:zlib';
 import type { Dispatcher } from 'undici';
-import type { CancelSignal } from './abort.ts';
-import { GatewayError } from './errors.ts';
-import type { ResponseHeaders } from './types.ts';
-import { abortReason, UpstreamCall } from './upstream-call.ts';
+import { abortReason, type CancelSignal } from './abort.ts';
+import { bodyTooLarge } from './backend-body.ts';
+import type { BackendCall, BufferedResponse, ResponseHeaders } from './types.ts';
+import { UpstreamCall } from './upstream-call.ts';
 
-export interface BufferedResponse {
-  status: number;
-  headers: ResponseHeaders;
-  body: Buffer;
-  /** The URL that answered (the last one when redirects were followed). */
-  url: string;
-}
+// Kept for the modules that import the type from here.
+export type { BufferedResponse } from './types.ts';
 
-function tooLarge(limit: number): GatewayError {
-  return new GatewayError(500, `backend response body larger than ${limit} bytes`, { code: 'BACKEND_BODY_TOO_LARGE' });
-}
-
-export function requestBuffered(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, limit: number): Promise<BufferedResponse> {
+export function requestBuffered(d: Dispatcher, opts: BackendCall, signal: CancelSignal, limit: number): Promise<BufferedResponse> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     new BufferedCall(d, opts, signal, limit, resolve, reject).dispatch();
@@ -44,7 +33,7 @@ class BufferedCall extends UpstreamCall {
 
   constructor(
     d: Dispatcher,
-    opts: Dispatcher.DispatchOptions,
+    opts: BackendCall,
     signal: CancelSignal,
     limit: number,
     resolve: (r: BufferedResponse) => void,
@@ -66,12 +55,12 @@ class BufferedCall extends UpstreamCall {
   protected start(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void {
     this.#status = status;
     this.#headers = headers;
-    if (Number(headers['content-length']) > this.#limit) c.abort(tooLarge(this.#limit));
+    if (Number(headers['content-length']) > this.#limit) c.abort(bodyTooLarge(this.#limit));
   }
 
   protected data(c: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#size += chunk.length;
-    if (this.#size > this.#limit) return c.abort(tooLarge(this.#limit));
+    if (this.#size > this.#limit) return c.abort(bodyTooLarge(this.#limit));
     this.#chunks.push(chunk);
   }
 
@@ -91,27 +80,5 @@ class BufferedCall extends UpstreamCall {
     this.detach();
     if (err) this.#reject(err);
     else this.#resolve(value!);
-  }
-}
-
-const DECOMPRESS: Record<string, (b: Buffer, o: { maxOutputLength: number }) => Promise<Buffer>> = {
-  gzip: promisify(gunzip),
-  'x-gzip': promisify(gunzip),
-  deflate: promisify(inflate),
-  br: promisify(brotliDecompress),
-  zstd: promisify(zstdDecompress),
-};
-
-/** Undo a Content-Encoding (backends compress when the client's Accept-Encoding was forwarded). */
-export async function decodeContent(body: Buffer, encoding: string | string[] | undefined, limit: number): Promise<Buffer> {
-  if (encoding === undefined || encoding === 'identity' || encoding === '') return body;
-  const name = String(encoding).trim().toLowerCase();
-  const fn = DECOMPRESS[name];
-  if (!fn) throw new GatewayError(500, `unsupported backend content-encoding "${name}"`, { code: 'BACKEND_DECODE' });
-  try {
-    return await fn(body, { maxOutputLength: limit });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(limit);
-    throw new GatewayError(500, `backend body does not decode as ${name}: ${(err as Error).message}`, { code: 'BACKEND_DECODE' });
   }
 }

@@ -20,6 +20,11 @@ export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name) || name.startsWith('proxy-');
 }
 
+/** A backend answer header a no-op endpoint passes on: the end-to-end ones, and Content-Length (the body passes untouched). */
+export function isPassedOn(name: string): boolean {
+  return name === 'content-length' || !isHopByHop(name);
+}
+
 /** Names listed in the Connection header are hop-by-hop for this message too. */
 function connectionListed(req: ProxyRequest): Set<string> | undefined {
   const c = req.headers.connection;

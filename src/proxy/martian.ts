@@ -9,9 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import { splitHostHeader } from '../config/host-port.ts';
 import type { MartianCondition, MartianModifier } from '../namespaces/modifier-martian.ts';
-import type { BufferedResponse } from './buffered-request.ts';
 import { decodePath } from './query.ts';
-import type { Passthrough, RawHeaders } from './types.ts';
+import type { BufferedResponse, Passthrough, RawHeaders } from './types.ts';
 
 type HeaderValue = string | string[];
 type Headers = Record<string, HeaderValue | undefined>;

@@ -20,13 +20,14 @@ export function compileQueryFilter(endpointList: readonly string[], backendList:
       if (pair === '') continue;
       const eq = pair.indexOf('=');
       const rawName = eq < 0 ? pair : pair.slice(0, eq);
-      if (allowed.has(decodeName(rawName))) out += out === '' ? pair : '&' + pair;
+      if (allowed.has(queryUnescape(rawName))) out += out === '' ? pair : '&' + pair;
     }
     return out;
   };
 }
 
-function decodeName(raw: string): string {
+/** Go's url.QueryUnescape; a value that does not unescape is kept as it came. */
+export function queryUnescape(raw: string): string {
   if (!raw.includes('%') && !raw.includes('+')) return raw;
   try {
     return decodeURIComponent(raw.replaceAll('+', ' '));

@@ -1,8 +1,9 @@
 // Following backend redirects as Go's http.Client does (KrakenD's behaviour),
-// inside Portico's own dispatch handlers: nothing is allocated unless the
-// backend actually answers with a redirect. (undici's redirect interceptor
-// wraps every call in a handler that copies the options and builds URLs per
-// response, a few percent of the request path.)
+// inside Portico's own upstream clients (both runtimes): nothing is allocated
+// unless the backend actually answers with a redirect. (undici's redirect
+// interceptor wraps every call in a handler that copies the options and builds
+// URLs per response, a few percent of the request path; fetch's own redirects
+// follow the Fetch standard's rules, not Go's.)
 //
 // - 301, 302, 303 turn any method but GET and HEAD into GET, without the body;
 //   307 and 308 repeat the method and body (the body is a Buffer, replayable).
@@ -11,8 +12,7 @@
 //   request had its own, or it goes from https to http), as Go's client adds.
 // - After MAX_REDIRECTS hops the redirect answer itself is returned.
 
-import type { Dispatcher } from 'undici';
-import type { ResponseHeaders } from './types.ts';
+import type { BackendCall, ResponseHeaders } from './types.ts';
 
 export const MAX_REDIRECTS = 10;
 
@@ -27,28 +27,28 @@ type Headers = Record<string, string | string[]>;
  * an unusable Location, or `hops` already at the limit).
  */
 export function redirectTo(
-  opts: Dispatcher.DispatchOptions,
+  opts: BackendCall,
   status: number,
   headers: ResponseHeaders,
   hops: number,
   /** The first request's own Referer: every hop keeps it (Go's explicit referer). */
   explicitReferer?: string,
-): Dispatcher.DispatchOptions | undefined {
+): BackendCall | undefined {
   if (status < 301 || status > 308 || (status > 303 && status < 307)) return undefined;
   if (hops >= MAX_REDIRECTS) return undefined;
   const location = headers.location;
   if (typeof location !== 'string' || location === '') return undefined;
   let next: URL;
   try {
-    next = new URL(location, String(opts.origin) + opts.path);
+    next = new URL(location, opts.origin + opts.path);
   } catch {
     return undefined;
   }
   if (next.protocol !== 'http:' && next.protocol !== 'https:') return undefined;
 
-  const sameOrigin = next.origin === String(opts.origin);
+  const sameOrigin = next.origin === opts.origin;
   const toGet = status <= 303 && opts.method !== 'GET' && opts.method !== 'HEAD';
-  const old = (opts.headers ?? {}) as Headers;
+  const old = opts.headers;
   const kept: Headers = {};
   for (const name in old) {
     if (!sameOrigin && CREDENTIALS.has(name)) continue;
@@ -58,7 +58,7 @@ export function redirectTo(
   }
   // Go's refererForURL: the request's own Referer, else the URL redirected from
   // (without user info or fragment), except from https to http.
-  const from = new URL(opts.path, String(opts.origin));
+  const from = new URL(opts.path, opts.origin);
   if (explicitReferer !== undefined) kept.referer = explicitReferer;
   else if (!(from.protocol === 'https:' && next.protocol === 'http:')) {
     from.username = '';

@@ -8,12 +8,12 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { CancelSignal } from './abort.ts';
-import { isHopByHop } from './headers.ts';
-import type { Passthrough, RawHeaders, ResponseHeaders } from './types.ts';
-import { abortReason, UpstreamCall } from './upstream-call.ts';
+import { abortReason, type CancelSignal } from './abort.ts';
+import { isPassedOn } from './headers.ts';
+import type { BackendCall, Passthrough, RawHeaders, ResponseHeaders } from './types.ts';
+import { UpstreamCall } from './upstream-call.ts';
 
-export function requestStreamed(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal): Promise<Passthrough> {
+export function requestStreamed(d: Dispatcher, opts: BackendCall, signal: CancelSignal): Promise<Passthrough> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     new StreamedCall(d, opts, signal, resolve, reject).dispatch();
@@ -31,7 +31,7 @@ class StreamedCall extends UpstreamCall implements Passthrough {
   readonly #resolve: (p: Passthrough) => void;
   readonly #reject: (err: unknown) => void;
 
-  constructor(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal, resolve: (p: Passthrough) => void, reject: (err: unknown) => void) {
+  constructor(d: Dispatcher, opts: BackendCall, signal: CancelSignal, resolve: (p: Passthrough) => void, reject: (err: unknown) => void) {
     super(d, opts, signal);
     this.#resolve = resolve;
     this.#reject = reject;
@@ -48,11 +48,10 @@ class StreamedCall extends UpstreamCall implements Passthrough {
   protected start(c: Dispatcher.DispatchController, status: number, headers: ResponseHeaders): void {
     this.#started = true;
     this.status = status;
-    // Hop-by-hop headers stay on this hop; Content-Length is the body's, which passes untouched.
     const out = this.headers;
     for (const name in headers) {
       const v = headers[name];
-      if (v !== undefined && (!isHopByHop(name) || name === 'content-length')) out.push(name, v);
+      if (v !== undefined && isPassedOn(name)) out.push(name, v);
     }
     // Hold the body until the caller attaches a response (or discards it).
     c.pause();

@@ -82,7 +82,16 @@ export interface BackendAnswer {
   bodyBytes: number;
 }
 
-/** Response headers as undici parses them (lower-case names). */
+/** A backend's whole answer (every encoding but no-op). */
+export interface BufferedResponse {
+  status: number;
+  headers: ResponseHeaders;
+  body: Buffer;
+  /** The URL that answered (the last one when redirects were followed). */
+  url: string;
+}
+
+/** Response headers with lower-case names; a repeated header is an array. */
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 /** Header names and values in one flat list: [name, value, name, value, ...], as writeHead() takes them. */

@@ -4,44 +4,39 @@
 // see one answer, the final one, and hear when the signal aborts.
 
 import type { Dispatcher } from 'undici';
-import type { CancelSignal } from './abort.ts';
+import { abortReason, type CancelSignal } from './abort.ts';
 import { redirectTo } from './redirect.ts';
-import type { ResponseHeaders } from './types.ts';
-
-/** The Error a signal aborted with (a reason that is not an Error gets a plain one). */
-export function abortReason(signal: CancelSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
-}
+import type { BackendCall, ResponseHeaders } from './types.ts';
 
 export abstract class UpstreamCall implements Dispatcher.DispatchHandler {
   /** The controller of the hop in flight (a redirect starts a new one). */
   protected controller: Dispatcher.DispatchController | undefined;
   protected readonly signal: CancelSignal;
   /** Set while a redirect answer's body is drained; dispatched when it ends. */
-  #redirect: Dispatcher.DispatchOptions | undefined;
+  #redirect: BackendCall | undefined;
   #hops = 0;
-  #opts: Dispatcher.DispatchOptions;
+  #opts: BackendCall;
   readonly #dispatcher: Dispatcher;
   /** The first hop's own Referer (redirects keep it, as Go's client does). */
   readonly #referer: string | undefined;
 
-  constructor(d: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal) {
+  constructor(d: Dispatcher, opts: BackendCall, signal: CancelSignal) {
     this.#dispatcher = d;
     this.#opts = opts;
     this.signal = signal;
-    const r = (opts.headers as Record<string, unknown> | undefined)?.referer;
+    const r = opts.headers.referer;
     this.#referer = typeof r === 'string' ? r : undefined;
   }
 
   /** Make the call (the first hop), listening to the signal until detach(). */
   dispatch(): void {
     this.signal.onAbort(this.onAbort);
-    this.#dispatcher.dispatch(this.#opts, this);
+    this.#dispatcher.dispatch(this.#opts as Dispatcher.DispatchOptions, this);
   }
 
   /** The URL of the hop in flight (after redirects, the one that answered). */
   protected get url(): string {
-    return String(this.#opts.origin) + this.#opts.path;
+    return this.#opts.origin + this.#opts.path;
   }
 
   /** Stop listening to the signal (the call settled). */
@@ -80,7 +75,7 @@ export abstract class UpstreamCall implements Dispatcher.DispatchHandler {
     this.#redirect = undefined;
     this.#hops++;
     this.#opts = next;
-    this.#dispatcher.dispatch(next, this);
+    this.#dispatcher.dispatch(next as Dispatcher.DispatchOptions, this);
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {

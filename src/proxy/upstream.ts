@@ -1,18 +1,58 @@
-// Upstream connection pools, shared by every Plan a process compiles, so a
+// The upstream half of the runtime seam. The data plane calls backends
+// through an Upstream; each runtime has its own client behind it, chosen once
+// below: undici's dispatch API on Node (upstream-undici.ts), fetch on Bun
+// (upstream-fetch.ts). Both follow redirects with Portico's rules
+// (redirect.ts), leave Content-Encoding alone, enforce the body limit while
+// reading, stop at the request's CancelSignal and hold at most
+// max_idle_connections_per_host connections per origin.
+//
+// The per-origin pools are shared by every Plan a process compiles, so a
 // reload keeps the warm keep-alive connections to hosts that still exist.
 // Each plan acquires the origins it uses; when a retired plan releases an
 // origin no other plan uses, its pool is closed gracefully (running requests
-// finish, idle sockets close). Redirects are followed by the calls themselves
-// (redirect.ts), through this same router.
-//
-// undici's Agent keeps its own origin -> pool map with no way to close one
-// origin's pool, so a small router dispatcher stands in for it here.
+// finish). Redirect targets get a pool too, through the same registry.
 
-import { Dispatcher, Pool } from 'undici';
 import { OTHER_ORIGIN, setUpstreamPoolSource, type UpstreamPoolView } from '../telemetry/metrics.ts';
+import type { CancelSignal } from './abort.ts';
+import type { BackendCall, BufferedResponse, Passthrough } from './types.ts';
+import { loadUndici } from './undici-package.ts';
+
+/** How a plan calls its backends. */
+export interface Upstream {
+  /** A call whose answer is read whole; more than `limit` body bytes fail it (BACKEND_BODY_TOO_LARGE). */
+  buffered(call: BackendCall, signal: CancelSignal, limit: number): Promise<BufferedResponse>;
+  /** A no-op call: status and headers first, then the body streamed into the client response with back-pressure. */
+  streamed(call: BackendCall, signal: CancelSignal): Promise<Passthrough>;
+}
+
+/** Open sockets, sockets with no request on them, requests waiting for a socket. */
+export interface PoolStats {
+  connected: number;
+  free: number;
+  pending: number;
+}
+
+/** One origin's keep-alive connections. */
+export interface OriginPool {
+  readonly stats: PoolStats;
+  /** Let running and queued requests finish, then let go of the connections. */
+  close(): Promise<void>;
+}
+
+/** What a runtime provides: pools per origin, and calls routed to them by origin. */
+export interface UpstreamClient<P extends OriginPool = OriginPool> {
+  openPool(origin: string, connections: number): P;
+  upstream(poolFor: (origin: string) => P): Upstream;
+}
+
+/** The runtime's client, chosen once: fetch on Bun (it has no undici dispatch API), undici on Node. */
+const runtimeClient: UpstreamClient =
+  process.versions.bun !== undefined
+    ? (await import('./upstream-fetch.ts')).fetchClient
+    : (await import('./upstream-undici.ts')).undiciClient(await loadUndici());
 
 interface Entry {
-  pool: Pool;
+  pool: OriginPool;
   refs: number;
 }
 
@@ -30,22 +70,24 @@ setUpstreamPoolSource(function* () {
 export class UpstreamPools {
   /** connectionsPerHost -> origin -> pool: plans with different limits get different pools. */
   readonly #groups = new Map<number, Map<string, Entry>>();
-  readonly #dispatchers = new Map<number, Dispatcher>();
+  readonly #upstreams = new Map<number, Upstream>();
+  readonly #client: UpstreamClient;
   #closed = false;
 
-  constructor() {
+  constructor(client: UpstreamClient = runtimeClient) {
+    this.#client = client;
     live.add(this);
   }
 
-  /** The dispatcher a plan uses: routes by origin to this registry's pools. */
-  dispatcher(opts: UpstreamOptions): Dispatcher {
-    let d = this.#dispatchers.get(opts.connectionsPerHost);
-    if (!d) {
+  /** The calls of a plan: routed by origin to this registry's pools. */
+  upstream(opts: UpstreamOptions): Upstream {
+    let u = this.#upstreams.get(opts.connectionsPerHost);
+    if (!u) {
       const group = this.#group(opts.connectionsPerHost);
-      d = new OriginRouter((origin) => this.#pool(group, origin, opts.connectionsPerHost));
-      this.#dispatchers.set(opts.connectionsPerHost, d);
+      u = this.#client.upstream((origin) => this.#pool(group, origin, opts.connectionsPerHost));
+      this.#upstreams.set(opts.connectionsPerHost, u);
     }
-    return d;
+    return u;
   }
 
   acquire(opts: UpstreamOptions, origins: Iterable<string>): void {
@@ -96,56 +138,13 @@ export class UpstreamPools {
   }
 
   /** An origin nobody acquired (a redirect target) gets a pool with no references; it lives until close(). */
-  #pool(group: Map<string, Entry>, origin: string, connections: number): Pool {
+  #pool(group: Map<string, Entry>, origin: string, connections: number): OriginPool {
     let e = group.get(origin);
     if (!e) {
       if (this.#closed) throw new Error('upstream pools are closed');
-      e = {
-        pool: new Pool(origin, {
-          connections,
-          keepAliveTimeout: 30_000,
-          keepAliveMaxTimeout: 90_000,
-          // The endpoint deadline aborts calls; these are only a backstop.
-          headersTimeout: 300_000,
-          bodyTimeout: 300_000,
-        }),
-        refs: 0,
-      };
+      e = { pool: this.#client.openPool(origin, connections), refs: 0 };
       group.set(origin, e);
     }
     return e.pool;
-  }
-}
-
-class OriginRouter extends Dispatcher {
-  readonly #poolFor: (origin: string) => Pool;
-
-  constructor(poolFor: (origin: string) => Pool) {
-    super();
-    this.#poolFor = poolFor;
-  }
-
-  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const o = options.origin;
-    const origin = typeof o === 'string' ? o : o instanceof URL ? o.origin : String(o);
-    return this.#poolFor(origin).dispatch(options, handler);
-  }
-
-  // The registry owns the pools; closing a plan's view of them closes nothing.
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    if (callback) return void queueMicrotask(callback);
-    return Promise.resolve();
-  }
-
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(a?: unknown, b?: unknown): Promise<void> | void {
-    const callback = typeof a === 'function' ? a : typeof b === 'function' ? b : undefined;
-    if (callback) return void queueMicrotask(callback as () => void);
-    return Promise.resolve();
   }
 }

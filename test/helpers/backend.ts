@@ -1,6 +1,7 @@
 // Real HTTP backends on loopback for integration tests.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface Recorded {
@@ -20,9 +21,10 @@ export interface TestBackend {
 
 export type Handler = (req: IncomingMessage & { body: string }, res: ServerResponse) => void | Promise<void>;
 
-export async function startBackend(handler: Handler): Promise<TestBackend> {
+/** `tls`: serve HTTPS with this certificate and key (PEM). */
+export async function startBackend(handler: Handler, opts: { tls?: { cert: Buffer; key: Buffer } } = {}): Promise<TestBackend> {
   const requests: Recorded[] = [];
-  const server: Server = createServer(async (req, res) => {
+  const listener = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
@@ -32,11 +34,12 @@ export async function startBackend(handler: Handler): Promise<TestBackend> {
     } catch (err) {
       res.destroy(err as Error);
     }
-  });
+  };
+  const server: Server = opts.tls ? createHttpsServer(opts.tls, listener) : createServer(listener);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     requests,
     close: () =>

@@ -15,16 +15,30 @@ const childEnv = (env: Record<string, string>) => ({ ...process.env, PORTICO_CAC
 
 export const BIN = fileURLToPath(new URL('../../bin/portico.js', import.meta.url));
 
+/**
+ * What runs the gateway (BIN): the pinned Bun when PORTICO_TEST_RUNTIME=bun, else this
+ * Node. Every other script (control plane, test scripts) runs on this Node.
+ */
+export const GATEWAY_RUNTIME = gatewayRuntime(process.env.PORTICO_TEST_RUNTIME);
+
+function gatewayRuntime(name: string | undefined): string {
+  if (name === undefined || name === '' || name === 'node') return process.execPath;
+  if (name === 'bun') return fileURLToPath(new URL('../../node_modules/.bin/bun', import.meta.url));
+  throw new Error(`PORTICO_TEST_RUNTIME=${name}: expected "node" or "bun"`);
+}
+
+const runtimeFor = (script: string): string => (script === BIN ? GATEWAY_RUNTIME : process.execPath);
+
 export interface Finished {
   code: number | null;
   stdout: string;
   stderr: string;
 }
 
-/** Run `node <script> <args>` to completion with exactly `env`, collecting its output. */
+/** Run `node <script> <args>` (the gateway's runtime for BIN) to completion with exactly `env`, collecting its output. */
 export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(runtimeFor(script), [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -46,13 +60,13 @@ export interface Running {
 }
 
 /**
- * Start `node <script> <args>` with exactly `env` and resolve once its output
+ * Start `node <script> <args>` (the gateway's runtime for BIN) with exactly `env` and resolve once its output
  * matches `listening`, whose first group is the port; reject if it exits first
  * or has not matched within 10 s (`name` is for the error messages).
  */
 export function startScript(script: string, args: string[], env: NodeJS.ProcessEnv, listening: RegExp, name: string): Promise<Running> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(runtimeFor(script), [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const timer = setTimeout(() => {
