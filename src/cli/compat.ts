@@ -23,6 +23,10 @@ const SHARED_PAGES: Readonly<Record<string, string>> = {
   'modifier/lua-endpoint': 'namespaces/modifier-lua.md',
   'modifier/lua-proxy': 'namespaces/modifier-lua.md',
   'modifier/lua-backend': 'namespaces/modifier-lua.md',
+  'backend/amqp/consumer': 'namespaces/backend-amqp.md',
+  'backend/amqp/producer': 'namespaces/backend-amqp.md',
+  'backend/pubsub/publisher': 'namespaces/backend-pubsub.md',
+  'backend/pubsub/subscriber': 'namespaces/backend-pubsub.md',
 };
 
 /** Namespaces the core reads, documented in configuration.md. */

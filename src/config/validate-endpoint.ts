@@ -197,7 +197,8 @@ function checkNamespaces(
   const extraPath = [...path, 'extra_config'];
   const extra = owner.extra_config;
   if (!expectObject(c, extra, extraPath, 'an object of namespaces')) return byName;
-  const uses = parseNamespaces(c, extra, extraPath, { scope, service: facts.service, endpointPath, streamed });
+  const backend = scope === 'backend' ? owner : undefined;
+  const uses = parseNamespaces(c, extra, extraPath, { scope, service: facts.service, endpointPath, streamed, backend });
   facts.parsed.set(extra, uses);
   for (const u of uses) byName.set(u.name, u.options);
   return byName;

@@ -32,7 +32,8 @@ export function namespaceKind(name: string): NamespaceKind {
  * Reports `name` at `path` (the namespace key), which no implemented namespace
  * handles at this scope. `implemented` lists what this scope does support, for
  * the message and for did-you-mean hints. `elsewhere` is set when Portico
- * implements the namespace at other scopes (`policy`: whether it enforces one).
+ * implements the namespace at other scopes (`policy`: whether it enforces one;
+ * `transport`: whether it is a backend kind).
  */
 export function reportUnsupportedNamespace(
   c: IssueCollector,
@@ -40,7 +41,7 @@ export function reportUnsupportedNamespace(
   path: JsonPath,
   scope: NamespaceScope,
   implemented: readonly string[],
-  elsewhere?: { scopes: readonly NamespaceScope[]; policy: boolean },
+  elsewhere?: { scopes: readonly NamespaceScope[]; policy: boolean; transport?: boolean },
 ): void {
   const known = implemented.length > 0 ? implemented.map((n) => JSON.stringify(n)).join(', ') : 'none';
   const expected = `a namespace this version of Portico implements at ${scope} level (${known})`;
@@ -48,6 +49,8 @@ export function reportUnsupportedNamespace(
   if (elsewhere) {
     const text = `${quoted} at ${scope} level, where it is not supported by this version (it belongs at ${elsewhere.scopes.join(' or ')} level)`;
     if (elsewhere.policy) c.add('error', path, expected, `${text}: it would not be enforced here`, 'key');
+    // A backend kind (AMQP, Lambda, ...) out of place: the backend meant to be a queue or a function would be called over HTTP.
+    else if (elsewhere.transport) c.add('error', path, expected, `${text}: it would not apply here`, 'key');
     else c.add('warning', path, expected, `${text}: ignored`, 'key');
     return;
   }

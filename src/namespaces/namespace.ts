@@ -35,6 +35,8 @@ export interface ParseContext {
    * so nothing can read or change its body.
    */
   readonly streamed?: boolean;
+  /** At backend scope: the backend object as written (a backend kind reads its `host`, `encoding`...). */
+  readonly backend?: Readonly<Record<string, unknown>>;
 }
 
 /** What compile() may use. */

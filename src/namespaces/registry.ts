@@ -3,7 +3,8 @@
 // runs earlier, middleware wraps further out):
 //
 //     0  core namespaces the gateway reads directly (router, portico/server, backend/http;
-//        backend/graphql and modifier/martian, which act inside the backend call at HTTP level)
+//        backend/graphql and modifier/martian, which act inside the backend call at HTTP level;
+//        the backend kinds with a transport: backend/amqp/*, backend/pubsub/*, backend/lambda)
 //    50  CORS: outermost, as KrakenD wraps its whole router in it (a preflight is
 //        answered before any other rule; refusals by later policies carry CORS headers)
 //   100  host and transport rules (security/http: allowed hosts, SSL redirect, headers)
@@ -31,8 +32,11 @@ import { authBasic } from './auth-basic.ts';
 import { authClientCredentials } from './auth-client-credentials.ts';
 import { authSigner } from './auth-signer.ts';
 import { authValidator } from './auth-validator.ts';
+import { backendAmqpConsumer, backendAmqpProducer } from './backend-amqp.ts';
 import { backendGraphql } from './backend-graphql.ts';
 import { backendHttp } from './backend-http.ts';
+import { backendPubsubPublisher, backendPubsubSubscriber } from './backend-pubsub.ts';
+import { backendLambda } from './backend-lambda.ts';
 import { reportUnsupportedNamespace } from './fail-closed.ts';
 import type { Namespace, NamespaceScope, NamespaceUse, ParseContext } from './namespace.ts';
 import { porticoServer } from './portico-server.ts';
@@ -66,6 +70,11 @@ export const NAMESPACES: readonly Namespace[] = [
   proxy,
   backendHttp,
   backendGraphql,
+  backendPubsubPublisher,
+  backendPubsubSubscriber,
+  backendAmqpConsumer,
+  backendAmqpProducer,
+  backendLambda,
   modifierMartian,
   telemetryOpentelemetry,
   telemetryMetrics,
@@ -146,7 +155,7 @@ export function parseNamespaces(
       continue;
     }
     if (!ns.scopes.includes(ctx.scope)) {
-      reportUnsupportedNamespace(c, name, at, ctx.scope, IMPLEMENTED[ctx.scope], { scopes: ns.scopes, policy: ns.policy });
+      reportUnsupportedNamespace(c, name, at, ctx.scope, IMPLEMENTED[ctx.scope], { scopes: ns.scopes, policy: ns.policy, transport: ns.transport !== undefined });
       continue;
     }
     if (ns.transport !== undefined) {

@@ -42,7 +42,7 @@ describe('fail closed on unsupported namespaces', () => {
     for (const name of ['governance/quota', 'validation/response-json-schema', 'modifier/response-body-generator', 'governance/processors', 'websocket', 'auth/revoker']) {
       assert.match(issueAt(load(withEndpoint({ extra_config: { [name]: {} } })).errors, formatPath(['endpoints', 0, 'extra_config', name])).found, POLICY, name);
     }
-    for (const name of ['backend/soap', 'backend/amqp/consumer', 'plugin/http-client', 'backend/http/client']) {
+    for (const name of ['backend/soap', 'backend/grpc', 'plugin/http-client', 'backend/http/client']) {
       const issue = issueAt(load(withBackend({ extra_config: { [name]: {} } })).errors, `$.endpoints[0].backend[0].extra_config[${JSON.stringify(name)}]`);
       assert.match(issue.found, /not supported by this version \(it changes how requests are served\)/, name);
     }
@@ -59,12 +59,16 @@ describe('fail closed on unsupported namespaces', () => {
     assert.match(issueAt(result.warnings, '$.extra_config.routr').found, /unknown namespace "routr" \(did you mean "router"\?\)/);
   });
 
-  it('an implemented namespace at a scope it does not serve: error for a policy, warning otherwise', () => {
+  it('an implemented namespace at a scope it does not serve: error for a policy or a backend kind, warning otherwise', () => {
     const misplaced = load(withEndpoint({ extra_config: { router: { return_error_msg: true } } }));
     assert.match(issueAt(misplaced.warnings, '$.endpoints[0].extra_config.router').found, /at endpoint level, where it is not supported by this version \(it belongs at service level\): ignored/);
     const policy = load(withEndpoint({ extra_config: { 'security/cors': { allow_origins: ['https://a.example'] } } }));
     assert.equal(policy.config, undefined);
     assert.match(issueAt(policy.errors, '$.endpoints[0].extra_config["security/cors"]').found, /at endpoint level, where it is not supported by this version \(it belongs at service level\): it would not be enforced here/);
+    // A backend kind on the endpoint: its backend would be called over HTTP instead.
+    const kind = load(withEndpoint({ extra_config: { 'backend/lambda': { function_name: 'f', region: 'eu-west-1' } } }));
+    assert.equal(kind.config, undefined);
+    assert.match(issueAt(kind.errors, '$.endpoints[0].extra_config["backend/lambda"]').found, /\(it belongs at backend level\): it would not apply here/);
   });
 
   it('the error points at the namespace key: line and column', () => {
