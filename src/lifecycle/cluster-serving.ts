@@ -32,6 +32,8 @@ export function workerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   return env.MALLOC_ARENA_MAX === undefined ? { MALLOC_ARENA_MAX: '2' } : {};
 }
 const HEALTH_PUSH_MS = 1_000;
+/** node:cluster hands every worker the primary's socket, so port 0 is one port for all; Bun's cluster does not. */
+const SHARES_PORT_ZERO = process.versions.bun === undefined;
 
 export interface ClusterServingOptions {
   workers: number;
@@ -49,6 +51,8 @@ export class ClusterServing implements Serving {
   /** The newest snapshot handed out (set before workers confirm it): replacements start from it. */
   #target: Snapshot | undefined;
   #listening = false;
+  /** Bun: the port every worker listens on, once the first one has one (see listen()). */
+  #port: number | undefined;
   #stopping = false;
   #healthTimer: NodeJS.Timeout | undefined;
 
@@ -102,11 +106,22 @@ export class ClusterServing implements Serving {
   }
 
   async listen(): Promise<number> {
-    const ports = await Promise.all([...this.#live].map((w) => this.#ask(w, { type: 'listen' }, 'listening')));
+    const workers = [...this.#live];
+    let port: number;
+    if (SHARES_PORT_ZERO) {
+      const ports = await Promise.all(workers.map((w) => this.#ask(w, { type: 'listen' }, 'listening')));
+      port = (ports[0] as { port: number }).port;
+    } else {
+      // Bun's workers share no listening socket through the primary: a port picked by the
+      // system (port 0) would differ per worker. The first one picks it, the rest take the same.
+      port = (await this.#ask(workers[0], { type: 'listen' }, 'listening') as { port: number }).port;
+      await Promise.all(workers.slice(1).map((w) => this.#ask(w, { type: 'listen', port }, 'listening')));
+      this.#port = port;
+    }
     this.#listening = true;
     this.#healthTimer = setInterval(() => this.healthChanged(), HEALTH_PUSH_MS);
     this.#healthTimer.unref();
-    return (ports[0] as { port: number }).port;
+    return port;
   }
 
   healthChanged(): void {
@@ -172,7 +187,7 @@ export class ClusterServing implements Serving {
     // A newer snapshot may have been handed out while this worker started.
     const target = this.#target;
     if (target && target !== snapshot) await this.#apply(w, target, snapshot);
-    if (this.#listening) await this.#ask(w, { type: 'listen' }, 'listening');
+    if (this.#listening) await this.#ask(w, { type: 'listen', port: this.#port }, 'listening');
     send(w, this.#healthMessage());
     return w;
   }

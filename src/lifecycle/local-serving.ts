@@ -92,9 +92,9 @@ export class LocalServing implements Serving {
     void p.finally(() => this.#retiring.delete(p));
   }
 
-  async listen(): Promise<number> {
+  async listen(port?: number): Promise<number> {
     if (!this.#gateway) throw new Error('no configuration applied yet');
-    return (await this.#gateway.listen()).port;
+    return (await this.#gateway.listen(port)).port;
   }
 
   async shutdown(graceMs: number): Promise<void> {

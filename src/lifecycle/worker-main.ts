@@ -75,7 +75,7 @@ process.on('message', (m: ToWorker) => {
       void serving.abort();
       return;
     case 'listen':
-      serving.listen().then(
+      serving.listen(m.port).then(
         (port) => reply({ type: 'listening', port }),
         (err: Error) => reply({ type: 'failed', request: 'listen', error: err.message }),
       );

@@ -12,7 +12,8 @@ export type ToWorker =
   | { type: 'commit'; at: number }
   /** Phase two when a worker could not prepare: drop the prepared plan. */
   | { type: 'abort' }
-  | { type: 'listen' }
+  /** `port`: listen on it instead of the configured one (Bun workers joining the first one's port). */
+  | { type: 'listen'; port?: number }
   | { type: 'health'; health: Record<string, unknown>; ready: boolean }
   | { type: 'shutdown'; graceMs: number }
   | { type: 'report'; id: number; metrics: boolean };

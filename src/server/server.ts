@@ -91,9 +91,10 @@ export class Gateway {
     due.resolve(old);
   }
 
-  listen(): Promise<AddressInfo> {
+  /** `port` overrides the configured one (and the -p option). */
+  listen(port?: number): Promise<AddressInfo> {
     const cfg = this.#plan.config;
-    const port = this.#opts.port ?? cfg.port;
+    port ??= this.#opts.port ?? cfg.port;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen({ port, host: cfg.listenIp }, () => {
