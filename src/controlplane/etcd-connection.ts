@@ -4,8 +4,7 @@
 // `portico control-plane` alike. No etcd3 import here: the CLI parses these
 // flags without loading gRPC.
 
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readTlsFiles } from './tls-files.ts';
 
 export interface EtcdSecurity {
   /** PEM files' contents; present only with https:// URLs. */
@@ -58,13 +57,11 @@ export function etcdConnection(flags: EtcdFlags, env: NodeJS.ProcessEnv): EtcdCo
   if (secure) {
     const tls: NonNullable<EtcdSecurity['tls']> = {};
     try {
-      if (flags.ca !== undefined) tls.ca = readPem('--etcd-ca', flags.ca, (b) => void new X509Certificate(b));
-      if (flags.cert !== undefined && flags.key !== undefined) {
-        const cert = readPem('--etcd-cert', flags.cert, (b) => void new X509Certificate(b));
-        const key = readPem('--etcd-cert-key', flags.key, (b) => void createPrivateKey(b));
-        if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) return { error: `--etcd-cert-key ${flags.key} is not the key of --etcd-cert ${flags.cert}` };
-        tls.cert = cert;
-        tls.key = key;
+      const m = readTlsFiles({ ca: flags.ca, cert: flags.cert, key: flags.key }, { ca: '--etcd-ca', cert: '--etcd-cert', key: '--etcd-cert-key' });
+      if (m.ca !== undefined) tls.ca = m.ca;
+      if (m.cert !== undefined && m.key !== undefined) {
+        tls.cert = m.cert;
+        tls.key = m.key;
       }
     } catch (err) {
       return { error: (err as Error).message };
@@ -80,21 +77,6 @@ export function etcdConnection(flags: EtcdFlags, env: NodeJS.ProcessEnv): EtcdCo
     if (!secure && hosts.some((h) => !isLoopback(h))) warnings.push('the etcd password and token cross the network in clear over http://; use https:// etcd URLs');
   } else if (password) return { error: '$PORTICO_ETCD_PASSWORD is set but --etcd-user is not' };
   return { hosts, security, warnings };
-}
-
-function readPem(flag: string, file: string, check: (b: Buffer) => void): Buffer {
-  let b: Buffer;
-  try {
-    b = readFileSync(file);
-  } catch (err) {
-    throw new Error(`${flag} ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
-  try {
-    check(b);
-  } catch (err) {
-    throw new Error(`${flag} ${file}: not a usable PEM file (${(err as Error).message})`);
-  }
-  return b;
 }
 
 function isLoopback(url: string): boolean {
