@@ -71,6 +71,7 @@ export function validateConfig(c: IssueCollector, raw: unknown): ParsedNamespace
     }
   }
   if ('tls' in raw) checkTls(c, raw.tls, ['tls']);
+  if (isPlainObject(raw.client_tls)) checkClientTls(c, raw.client_tls);
 
   let healthPath = DEFAULT_HEALTH_PATH;
   const service = new Map<string, unknown>();
@@ -92,4 +93,23 @@ export function validateConfig(c: IssueCollector, raw: unknown): ParsedNamespace
   };
   if ('endpoints' in raw) checkEndpoints(c, raw.endpoints, facts);
   return parsed;
+}
+
+/**
+ * KrakenD's `client_tls` (TLS towards backends) is not implemented: backends are
+ * verified with the runtime's CAs (plus NODE_EXTRA_CA_CERTS). Asking to skip
+ * verification is ignored with a warning (Portico stays stricter); every other
+ * setting (versions, ciphers, CAs, client certificates) would be silently
+ * weaker or different, so it is refused.
+ */
+function checkClientTls(c: IssueCollector, raw: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(raw)) {
+    if (/^[@$_#]/.test(key)) continue;
+    const at = ['client_tls', key];
+    if (key === 'allow_insecure_connections') {
+      if (value === true) c.warning(at, 'nothing: Portico always verifies backend certificates (system CAs and NODE_EXTRA_CA_CERTS)', 'true: ignored');
+      continue;
+    }
+    c.error(at, 'no backend TLS settings: not supported by this version (backends are verified with the system CAs and NODE_EXTRA_CA_CERTS)', `"${key}"`);
+  }
 }

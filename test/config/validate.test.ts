@@ -59,6 +59,15 @@ test('wrong types of known top-level keys', () => {
   }
 });
 
+test('client_tls: skipping verification is ignored with a warning; any other backend TLS setting is refused', () => {
+  const lax = load(service({ client_tls: { allow_insecure_connections: true } }));
+  assert.equal(lax.errors.length, 0);
+  assert.match(issueAt(lax.warnings, '$.client_tls.allow_insecure_connections').expected, /always verifies backend certificates/);
+  for (const key of ['min_version', 'ca_certs', 'client_certs', 'cipher_suites']) {
+    assert.match(errorAt(service({ client_tls: { [key]: 'x' } }), `$.client_tls.${key}`).expected, /not supported by this version/, key);
+  }
+});
+
 test('port must be within 0..65535', () => {
   assert.match(errorAt(service({ port: 70000 }), '$.port').expected, /0 to 65535/);
   assert.match(errorAt(service({ port: -1 }), '$.port').expected, /0 to 65535/);
