@@ -404,11 +404,13 @@ describe('backend/pubsub rabbit:// through a real gateway process', { skip: rabb
     await ch.purgeQueue('orders-audit');
     assert.equal((await post(base, '/orders', '{"id":5}')).status, 200);
     assert.equal((await ch.get('orders-audit', { noAck: true }) || undefined)?.content.toString(), '{"id":5}');
-    ch.publish('results', '', Buffer.from('{"id":6}'));
+    // The restarted broker lost the subscription's queue until the gateway declares it again:
+    // a message published before that reaches no queue, so publish until one is answered.
     const r = await eventually('a subscriber answer after the restart', async () => {
+      ch.publish('results', '', Buffer.from('{"id":6}'));
       const res = await get(base, '/results');
       return res.status === 200 ? res : undefined;
-    });
+    }, 20_000);
     assert.deepEqual(r.json(), { id: 6 });
   });
 });
