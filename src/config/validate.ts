@@ -1,6 +1,7 @@
 // Validation of a whole (comment-stripped, env-overridden) configuration. Every
 // problem is collected; nothing stops at the first one.
 
+import { isCommentKey } from './comments.ts';
 import { checkFields, checkValue, expectObject, type ObjectRules } from './fields.ts';
 import { isPlainObject } from './json-path.ts';
 import type { IssueCollector } from './issues.ts';
@@ -104,7 +105,7 @@ export function validateConfig(c: IssueCollector, raw: unknown): ParsedNamespace
  */
 function checkClientTls(c: IssueCollector, raw: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(raw)) {
-    if (/^[@$_#]/.test(key)) continue;
+    if (isCommentKey(key)) continue;
     const at = ['client_tls', key];
     if (key === 'allow_insecure_connections') {
       if (value === true) c.warning(at, 'nothing: Portico always verifies backend certificates (system CAs and NODE_EXTRA_CA_CERTS)', 'true: ignored');

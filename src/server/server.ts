@@ -76,6 +76,8 @@ export class Gateway {
    */
   swapAt(plan: Plan, at: number): Promise<Plan> {
     if (this.#due !== undefined) this.#swapDue();
+    // Already due (a single process's reload): swap now, no timer.
+    if (at <= Date.now()) return Promise.resolve(this.swap(plan));
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.#swapDue(), Math.max(0, at - Date.now()));
       this.#due = { plan, at, timer, resolve };
