@@ -201,6 +201,8 @@ export function evaluateTargets(scenarios: ScenarioResult[], compile: CompileTim
   ratioTarget('(i) metrics + tracing at 100% sampling: >= 0.6x telemetry off (h)', get('i-tracing', 'portico'), get('h-telemetry-off', 'portico'), 0.6, 'telemetry off');
   ratioTarget('(j) a Lua pre + post script (modifier/lua-proxy): >= 0.7x Portico (b) 1 KiB', get('j-lua', 'portico'), get('b-1k', 'portico'), 0.7, "Portico's (b)");
   ratioTarget('(k) one CEL check (validation/cel on a request header): >= 0.9x Portico (b) 1 KiB', get('k-cel', 'portico'), get('b-1k', 'portico'), 0.9, "Portico's (b)");
+  ratioTarget('(l) a compared shadow backend (portico/shadow-compare): >= 0.5x Portico (b) 1 KiB', get('l-shadow', 'portico'), get('b-1k', 'portico'), 0.5, "Portico's (b)");
+  ratioTarget('(m) a 90/10 traffic split with its rollback guard (portico/traffic-split): >= 0.9x Portico (b) 1 KiB', get('m-split', 'portico'), get('b-1k', 'portico'), 0.9, "Portico's (b)");
 
   for (const s of scenarios) {
     const p = s.systems.portico;

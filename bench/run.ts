@@ -26,7 +26,7 @@ const HELP = `npm run bench [-- options]
   --warmup S           warm-up seconds per system and scenario (default 3)
   --connections N      wrk and load generator connections (default 64)
   --rate-fraction F    paced latency run at F x the reference saturation rate (default 0.5)
-  --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000,e-jwt-cors,f-ratelimit-local,g-ratelimit-redis,h-telemetry-off,i-tracing,j-lua,k-cel (default all)
+  --scenarios LIST     comma list of a-1k,a-64k,b-1k,b-64k,c-agg,d-1000,e-jwt-cors,f-ratelimit-local,g-ratelimit-redis,h-telemetry-off,i-tracing,j-lua,k-cel,l-shadow,m-split (default all)
   --systems LIST       comma list of portico,portico-bun,nginx,fastify,direct (default all)
   --portico-args=STR   extra arguments for "portico run" (also BENCH_PORTICO_ARGS), e.g. --portico-args="--workers 2"
   --nginx-workers N    worker processes of the nginx proxy (default 1; match Portico's --workers)

@@ -16,7 +16,9 @@ export type ScenarioId =
   | 'h-telemetry-off'
   | 'i-tracing'
   | 'j-lua'
-  | 'k-cel';
+  | 'k-cel'
+  | 'l-shadow'
+  | 'm-split';
 export type SystemId = 'portico' | 'portico-bun' | 'nginx' | 'fastify' | 'direct';
 
 /** Portico on Node and on Bun (the same sources and configuration). */
@@ -467,4 +469,52 @@ const lua: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors, rateLimitLocal, rateLimitRedis, telemetryOff, tracing, lua, cel];
+/** (b) 1 KiB with a shadow backend (the same file) compared by portico/shadow-compare: every request makes two backend calls and one comparison. */
+const shadowCompare: Scenario = {
+  ...allow('1k'),
+  id: 'l-shadow',
+  title: '(l) (b) 1 KiB with a shadow backend compared (portico/shadow-compare)',
+  porticoPaths: ['/shadow/1k'],
+  proxyPaths: [],
+  systems: PORTICO,
+  note: "Portico only: the (b) 1 KiB endpoint plus a shadow backend serving the same file with the same allow list, compared with portico/shadow-compare (headers, ignored paths, equal answers): two backend calls, a copy of the live answer and a comparison per request; read as a ratio of Portico's (b) 1 KiB in the same run.",
+  rateFrom: 'portico',
+  endpoints: (origin) => [
+    {
+      endpoint: '/shadow/1k',
+      backend: [
+        { host: [origin], url_pattern: '/data/1k.json', allow: ALLOW },
+        {
+          host: [origin],
+          url_pattern: '/data/1k.json',
+          allow: ALLOW,
+          extra_config: { proxy: { shadow: true }, 'portico/shadow-compare': { headers: ['Content-Type'], ignore: ['$.updated_at', '$.items[*].request_id'], max_pending: 256 } },
+        },
+      ],
+    },
+  ],
+};
+
+/** (b) 1 KiB split 90/10 between two backends (portico/traffic-split) with the rollback guard watching: the cost of picking a side and counting it. */
+const trafficSplit: Scenario = {
+  ...allow('1k'),
+  id: 'm-split',
+  title: '(m) (b) 1 KiB split 90/10 between two backends with a rollback guard (portico/traffic-split)',
+  porticoPaths: ['/split/1k'],
+  proxyPaths: [],
+  systems: PORTICO,
+  note: "Portico only: the (b) 1 KiB endpoint with portico/traffic-split: 10% of the requests (a random pick) go to a candidate backend answering the same object with the same allow list, the per-side metrics are counted and the rollback guard's window records every answer; read as a ratio of Portico's (b) 1 KiB in the same run.",
+  rateFrom: 'portico',
+  endpoints: (origin) => [
+    {
+      endpoint: '/split/1k',
+      extra_config: { 'portico/traffic-split': { percent: 10, rollback: { window: '30s', min_requests: 20, error_rate_margin: 5, p99_margin: '250ms' } } },
+      backend: [
+        { host: [origin], url_pattern: '/data/1k.json', allow: ALLOW },
+        { host: [origin], url_pattern: '/api/v2/1k', allow: ALLOW, extra_config: { 'portico/traffic-split': { side: 'candidate' } } },
+      ],
+    },
+  ],
+};
+
+export const SCENARIOS: Scenario[] = [noop('1k'), noop('64k'), allow('1k'), allow('64k'), aggregate, routes, jwtCors, rateLimitLocal, rateLimitRedis, telemetryOff, tracing, lua, cel, shadowCompare, trafficSplit];

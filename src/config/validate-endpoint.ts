@@ -111,7 +111,8 @@ function checkEndpoint(
 
   const output = 'output_encoding' in endpoint ? endpoint.output_encoding : facts.outputEncoding;
   const streamed = output === 'no-op';
-  const proxy = checkNamespaces(c, endpoint, path, 'endpoint', facts, endpointPath, streamed).get('proxy') as EndpointProxyOptions | undefined;
+  const namespaces = checkNamespaces(c, endpoint, path, 'endpoint', facts, endpointPath, streamed, endpoint);
+  const proxy = namespaces.get('proxy') as EndpointProxyOptions | undefined;
   const sequential = proxy?.sequential === true;
 
   const backendPath = [...path, 'backend'];
@@ -123,12 +124,13 @@ function checkEndpoint(
   } else if (backends.length === 0) {
     c.invalid(backendPath, 'at least one backend (an endpoint with no backend has nothing to serve)', backends);
   } else {
-    if (streamed && backends.length > 1) {
+    // A traffic split checks its own sides (one backend each under no-op).
+    if (streamed && backends.length > 1 && !namespaces.has('portico/traffic-split')) {
       c.error(backendPath, 'exactly one backend, because the output_encoding is "no-op" (the backend response is passed through)', `${backends.length} backends`);
     }
     const params = endpointPath === undefined ? undefined : endpointParams(endpointPath);
     backends.forEach((backend, j) => {
-      checkBackend(c, backend, [...backendPath, j], { endpointPath, params, sequential, index: j, facts, streamed });
+      checkBackend(c, backend, [...backendPath, j], { endpointPath, params, sequential, index: j, facts, streamed, endpoint });
     });
   }
   return endpointPath !== undefined && method !== undefined ? { method, path: endpointPath } : undefined;
@@ -162,6 +164,8 @@ interface BackendContext {
   facts: ServiceFacts;
   /** The endpoint's output_encoding is "no-op" (its single backend is streamed whatever its encoding says). */
   streamed: boolean;
+  /** The endpoint as written. */
+  endpoint: Record<string, unknown>;
 }
 
 function checkBackend(c: IssueCollector, backend: unknown, path: JsonPath, ctx: BackendContext): void {
@@ -179,7 +183,7 @@ function checkBackend(c: IssueCollector, backend: unknown, path: JsonPath, ctx: 
   if (valid.has('sd') && backend.sd !== 'static') {
     c.warning([...path, 'sd'], '"static": Portico does not implement DNS SRV discovery and resolves hosts with plain DNS', c.found([...path, 'sd'], backend.sd));
   }
-  checkNamespaces(c, backend, path, 'backend', ctx.facts, ctx.endpointPath, ctx.streamed || backend.encoding === 'no-op');
+  checkNamespaces(c, backend, path, 'backend', ctx.facts, ctx.endpointPath, ctx.streamed || backend.encoding === 'no-op', ctx.endpoint);
 }
 
 /** Parse the extra_config of an endpoint or backend; returns the parsed options by namespace name. */
@@ -191,6 +195,7 @@ function checkNamespaces(
   facts: ServiceFacts,
   endpointPath: string | undefined,
   streamed: boolean,
+  endpoint: Record<string, unknown>,
 ): Map<string, unknown> {
   const byName = new Map<string, unknown>();
   if (!('extra_config' in owner)) return byName;
@@ -198,7 +203,7 @@ function checkNamespaces(
   const extra = owner.extra_config;
   if (!expectObject(c, extra, extraPath, 'an object of namespaces')) return byName;
   const backend = scope === 'backend' ? owner : undefined;
-  const uses = parseNamespaces(c, extra, extraPath, { scope, service: facts.service, endpointPath, streamed, backend });
+  const uses = parseNamespaces(c, extra, extraPath, { scope, service: facts.service, endpointPath, streamed, backend, endpoint });
   facts.parsed.set(extra, uses);
   for (const u of uses) byName.set(u.name, u.options);
   return byName;

@@ -285,6 +285,7 @@ export class DataPlane {
         stale_after_seconds: this.#opts.staleAfterMs / 1000,
       },
       rejected: r ? { version: r.version ?? null, hash: r.hash ?? null, source: r.source, label: r.label, errors: r.errors, at: r.at.toISOString() } : null,
+      ...this.#serving.policyReport?.(),
     };
   }
 

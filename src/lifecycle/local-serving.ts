@@ -37,6 +37,11 @@ export class LocalServing implements Serving {
   /** /__health: the hooks' fields plus what policy state reports (circuit breakers), read live at each request. */
   readonly #health = (): Record<string, unknown> => ({ ...this.#hooks.health(), ...this.#state.report() });
 
+  /** What this process's policy state reports (circuit breakers, traffic splits). */
+  policyReport(): Record<string, Record<string, unknown>> {
+    return this.#state.report();
+  }
+
   get gateway(): Gateway | undefined {
     return this.#gateway;
   }

@@ -18,6 +18,8 @@ export interface Serving {
   healthChanged?(): void;
   /** --workers N: ask every worker how it is (a worker that does not answer in time is not alive). */
   workers?(withMetrics: boolean): Promise<WorkerReport[]>;
+  /** What policy state in this process reports for /__health (circuit breakers, traffic splits); none with workers. */
+  policyReport?(): Record<string, Record<string, unknown>>;
   /** The in-process gateway, when there is one (tests). */
   readonly gateway?: Gateway;
 }

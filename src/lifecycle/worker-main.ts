@@ -88,7 +88,7 @@ process.on('message', (m: ToWorker) => {
       void shutdown(m.graceMs);
       return;
     case 'report':
-      void processReport(served, m.metrics).then((report) => reply({ type: 'report', id: m.id, report }));
+      void processReport(served, m.metrics).then((report) => reply({ type: 'report', id: m.id, report: { ...report, policies: serving.policyReport() } }));
       return;
   }
 });

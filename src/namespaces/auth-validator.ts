@@ -398,7 +398,7 @@ function jwsHeader(token: string): Record<string, unknown> | undefined {
 }
 
 /** The first cookie named `name` (Go's Request.Cookie: surrounding double quotes removed). */
-function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
+export function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
   if (header === undefined) return undefined;
   for (const line of Array.isArray(header) ? header : [header]) {
     for (const part of line.split(';')) {

@@ -13,6 +13,7 @@ import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
 import type { BackendConfig, EndpointConfig, ServiceConfig } from '../config/types.ts';
 import type { BackendTransport } from '../proxy/backend.ts';
+import type { ShadowComparer } from '../proxy/shadow.ts';
 import type { Proxy, ProxyRequest, RawHeaders } from '../proxy/types.ts';
 import type { StateScope } from './state.ts';
 
@@ -37,6 +38,8 @@ export interface ParseContext {
   readonly streamed?: boolean;
   /** At backend scope: the backend object as written (a backend kind reads its `host`, `encoding`...). */
   readonly backend?: Readonly<Record<string, unknown>>;
+  /** At endpoint and backend scope: the endpoint object as written (portico/traffic-split checks its backends against it). */
+  readonly endpoint?: Readonly<Record<string, unknown>>;
 }
 
 /** What compile() may use. */
@@ -108,6 +111,11 @@ export interface Namespace<O = unknown> {
    * ctx.checkOnly nothing may be connected.
    */
   transport?(options: O, ctx: CompileContext): BackendTransport;
+  /**
+   * Shadow backends only: compares this shadow's answers with the live ones
+   * (see proxy/shadow.ts). Once per Plan.
+   */
+  shadowCompare?(options: O, ctx: CompileContext): ShadowComparer;
 }
 
 /** A namespace as configured at one place: its name and parsed options (plain data, see parse()). */

@@ -4,7 +4,9 @@
 //
 //     0  core namespaces the gateway reads directly (router, portico/server, backend/http;
 //        backend/graphql and modifier/martian, which act inside the backend call at HTTP level;
-//        the backend kinds with a transport: backend/amqp/*, backend/pubsub/*, backend/lambda)
+//        the backend kinds with a transport: backend/amqp/*, backend/pubsub/*, backend/lambda;
+//        portico/traffic-split, which picks the side of the backends that answers;
+//        portico/shadow-compare, which the shadow call reads)
 //    50  CORS: outermost, as KrakenD wraps its whole router in it (a preflight is
 //        answered before any other rule; refusals by later policies carry CORS headers)
 //   100  host and transport rules (security/http: allowed hosts, SSL redirect, headers)
@@ -40,6 +42,8 @@ import { backendLambda } from './backend-lambda.ts';
 import { reportUnsupportedNamespace } from './fail-closed.ts';
 import type { Namespace, NamespaceScope, NamespaceUse, ParseContext } from './namespace.ts';
 import { porticoServer } from './portico-server.ts';
+import { porticoShadowCompare } from './portico-shadow-compare.ts';
+import { porticoTrafficSplit } from './portico-traffic-split.ts';
 import { proxy } from './proxy.ts';
 import { qosCircuitBreaker } from './qos-circuit-breaker.ts';
 import { qosCircuitBreakerHttp } from './qos-circuit-breaker-http.ts';
@@ -67,6 +71,8 @@ import { validationJsonSchema } from './validation-json-schema.ts';
 export const NAMESPACES: readonly Namespace[] = [
   router,
   porticoServer,
+  porticoShadowCompare,
+  porticoTrafficSplit,
   proxy,
   backendHttp,
   backendGraphql,

@@ -6,7 +6,8 @@ import { PolicyState, stateKey, type StateScope } from '../namespaces/state.ts';
 import { applyTo, modifierResponseHeaders } from '../namespaces/modifier-response-headers.ts';
 import { telemetryMetrics } from '../namespaces/telemetry-metrics.ts';
 import { telemetryOpentelemetry } from '../namespaces/telemetry-opentelemetry.ts';
-import { compileEndpointProxy } from '../proxy/endpoint.ts';
+import { compileTrafficSplit } from '../namespaces/portico-traffic-split.ts';
+import { compileEndpointProxy, type EndpointDeps } from '../proxy/endpoint.ts';
 import { splitHost } from '../proxy/backend.ts';
 import type { Proxy, ProxyRequest } from '../proxy/types.ts';
 import { UpstreamPools } from '../proxy/upstream.ts';
@@ -94,7 +95,13 @@ function build(
     if (backendMetrics) wrapped = meteredBackend(wrapped, ep.endpoint, b.urlPattern);
     return tracing === undefined ? wrapped : tracing.backend(wrapped, ep.endpoint, b.method, b.urlPattern);
   };
-  const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend, transport };
+  const splitTraffic: EndpointDeps['splitTraffic'] = (ep, live, compose) => compileTrafficSplit(ep, live, compose, context('endpoint', ep));
+  // portico/shadow-compare on a shadow backend: its comparer (proxy/shadow.ts).
+  const shadowComparer: EndpointDeps['shadowComparer'] = (ep, b) => {
+    const use = b.namespaces.find((u) => moduleOf(u.name).shadowCompare !== undefined);
+    return use === undefined ? undefined : moduleOf(use.name).shadowCompare!(use.options, context('backend', ep, b));
+  };
+  const deps = { upstream, maxBackendBodyBytes: config.maxBackendBodyBytes, userAgent: USER_AGENT, wrapBackend, transport, splitTraffic, shadowComparer };
   const router = new Router<CompiledEndpoint>({
     redirectTrailingSlash: !config.router.disableRedirectTrailingSlash,
     redirectFixedPath: !config.router.disableRedirectFixedPath,

@@ -34,6 +34,8 @@ export interface BackendDeps {
   userAgent: string;
   /** The transport of a backend that is not reached over HTTP (see BackendTransport), if it has one. */
   transport(ep: EndpointConfig, b: BackendConfig): BackendTransport | undefined;
+  /** Every successful answer carries its status and headers (ProxyResponse.meta), not only those of backends with namespaces. */
+  withMeta?: boolean;
 }
 
 const SUCCESS = new Set([200, 201]);
@@ -58,8 +60,8 @@ export function compileBackendProxy(ep: EndpointConfig, b: BackendConfig, deps: 
   const errorDetailsKey = b.returnErrorDetails ? `error_${b.returnErrorDetails}` : undefined;
   const { upstream, maxBackendBodyBytes } = deps;
   const separator = template.hasQuery ? '&' : '?';
-  // Backend middlewares (qos/http-cache) may need the answer's status and headers; nothing else does.
-  const withMeta = b.namespaces.length > 0;
+  // Backend middlewares (qos/http-cache) and shadow comparison may need the answer's status and headers; nothing else does.
+  const withMeta = b.namespaces.length > 0 || deps.withMeta === true;
 
   return async function callBackend(req: ProxyRequest): Promise<ProxyResponse> {
     const host = hosts.length === 1 ? hosts[0] : hosts[next++ % hosts.length];

@@ -88,12 +88,12 @@ async function health(o: ManagementOptions): Promise<Record<string, unknown>> {
 async function stats(o: ManagementOptions): Promise<Record<string, unknown>> {
   const h = o.health();
   const self = await processReport(undefined, !o.workers);
-  const { metrics, version: _v, hash: _h, ...primary } = self;
-  if (!o.workers) return statsDocument(metrics ?? [], { config: h.config ?? null, process: primary });
+  const { metrics, version: _v, hash: _h, shadow_examples: examples, ...primary } = self;
+  if (!o.workers) return statsDocument(metrics ?? [], { config: h.config ?? null, process: primary }, examples);
   const reports = await o.workers(true);
   const summed = await sumMetrics(reports.flatMap((r) => (r.metrics ? [r.metrics] : [])));
-  const workers = reports.map(({ metrics: _m, ...r }) => r);
-  return statsDocument(summed, { config: h.config ?? null, primary, workers });
+  const workers = reports.map(({ metrics: _m, shadow_examples: _s, ...r }) => r);
+  return statsDocument(summed, { config: h.config ?? null, primary, workers }, reports.flatMap((r) => r.shadow_examples ?? []));
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {

@@ -12,7 +12,7 @@ import client from 'prom-client';
 /** The endpoint label of requests that matched no endpoint (404, 405, built-ins, refused before routing). */
 export const NO_ENDPOINT = '';
 
-const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export const requestsTotal = new client.Counter({
   name: 'portico_requests_total',

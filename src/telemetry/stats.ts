@@ -5,6 +5,7 @@
 // from the same prom-client values /metrics serves (summed over workers).
 
 import client, { type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import { shadowRings, shadowSection, type ShadowExampleRing } from './shadow-metrics.ts';
 
 type Metric = MetricObjectWithValues<MetricValueWithName<string>>;
 
@@ -17,8 +18,12 @@ export interface ProcessReport {
   uptime_seconds: number;
   rss_bytes: number;
   heap_used_bytes: number;
+  /** What its policy state reports for /__health (circuit breakers, traffic splits): each worker judges its own traffic. */
+  policies?: Record<string, Record<string, unknown>>;
   /** Its metrics (prom-client JSON), when asked for them. */
   metrics?: Metric[];
+  /** Its rings of shadow comparison examples, with the metrics. */
+  shadow_examples?: ShadowExampleRing[];
 }
 
 /** One worker process as the primary sees it (--workers N): its slot, whether it answered in time, what it said. */
@@ -33,7 +38,7 @@ export async function processReport(served: { version: number; hash: string } | 
     uptime_seconds: Math.round(process.uptime() * 10) / 10,
     rss_bytes: mem.rss,
     heap_used_bytes: mem.heapUsed,
-    ...(withMetrics ? { metrics: (await client.register.getMetricsAsJSON()) as Metric[] } : {}),
+    ...(withMetrics ? { metrics: (await client.register.getMetricsAsJSON()) as Metric[], shadow_examples: shadowRings() } : {}),
   };
 }
 
@@ -104,8 +109,8 @@ function put(into: Record<string, unknown>, path: string[], value: unknown): voi
   node[path.at(-1)!] = value;
 }
 
-/** The /__stats document from a set of metrics (one process's, or the workers' sum). */
-export function statsDocument(metrics: Metric[], extra: Record<string, unknown>): Record<string, unknown> {
+/** The /__stats document from a set of metrics (one process's, or the workers' sum) and the processes' shadow examples. */
+export function statsDocument(metrics: Metric[], extra: Record<string, unknown>, shadowExamples: readonly ShadowExampleRing[] = []): Record<string, unknown> {
   const byName = new Map(metrics.map((m) => [m.name, m]));
   const total = (name: string) => (byName.get(name)?.values ?? []).reduce((s, v) => s + v.value, 0);
 
@@ -125,11 +130,24 @@ export function statsDocument(metrics: Metric[], extra: Record<string, unknown>)
     put(rejections, [String(v.labels.namespace), String(v.labels.code)], v.value);
   }
 
+  // portico/traffic-split: per endpoint, method and side.
+  const splits: Record<string, unknown> = {};
+  const splitKey = (l: Record<string, string | number>) => [String(l.endpoint), String(l.method), String(l.side)].join(SEP);
+  for (const [key, s] of histogramStats(byName.get('portico_traffic_split_duration_seconds'), splitKey)) put(splits, [...key.split(SEP), 'latency'], s);
+  for (const v of byName.get('portico_traffic_split_requests_total')?.values ?? []) {
+    put(splits, [String(v.labels.endpoint), String(v.labels.method), String(v.labels.side), 'outcomes', String(v.labels.outcome)], v.value);
+  }
+
+  // portico/shadow-compare: per endpoint and shadow backend.
+  const shadow = shadowSection(byName, shadowExamples);
+
   return {
     now: new Date().toISOString(),
     ...extra,
     requests: { total: total('portico_requests_total'), in_flight: total('portico_requests_in_flight'), by_endpoint: requests },
     backends,
     policy_rejections: rejections,
+    ...(Object.keys(shadow).length ? { shadow } : {}),
+    ...(Object.keys(splits).length ? { traffic_splits: splits } : {}),
   };
 }
