@@ -4,8 +4,8 @@
 
 import { parse as parseJsonAst } from '@humanwhocodes/momoa';
 import type { AnyNode } from '@humanwhocodes/momoa';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import type { Document, Node as YamlNode } from 'yaml';
+import type { Document, LineCounter, Node as YamlNode } from 'yaml';
+import { lazyRequire } from '../shared/lazy-require.ts';
 import { isCommentKey, stripComments } from './comments.ts';
 import { formatPath, type Locate, type PathSegment, type SourcePosition } from './json-path.ts';
 import type { ConfigIssue } from './types.ts';
@@ -174,7 +174,11 @@ function indexJson(node: AnyNode, path: PathSegment[], index: PositionIndex): vo
 
 // ---------- YAML ----------
 
+/** yaml, loaded by the first YAML file (shared/lazy-require.ts). */
+const yaml = lazyRequire<typeof import('yaml')>('yaml');
+
 function parseYaml(text: string, file: string, strip: (v: unknown) => unknown, expected: string): ParseOutcome {
+  const { LineCounter, parseDocument } = yaml();
   const lines = new LineCounter();
   // merge: true accepts "<<: *anchor" merge keys, as KrakenD's YAML reader does
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, merge: true });
@@ -213,6 +217,7 @@ function indexYaml(
   ancestors: Set<YamlNode>,
 ): SourcePosition | undefined {
   if (!node || depth > 200) return undefined;
+  const { isAlias, isMap, isScalar, isSeq } = yaml();
   const at = (offset: number): SourcePosition => {
     const p = lines.linePos(offset);
     return { line: p.line, column: p.col };

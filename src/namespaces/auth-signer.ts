@@ -9,7 +9,6 @@
 // when it could not load the key at start, Portico never answers unsigned: a
 // key that cannot be had is a 500.
 
-import { CompactSign, FlattenedSign } from 'jose';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import { GatewayError } from '../proxy/errors.ts';
 import type { CancelSignal } from '../proxy/abort.ts';
@@ -20,6 +19,7 @@ import {
   DEFAULT_CACHE_SECONDS,
   DEFAULT_COOLDOWN_MS,
   importKey,
+  jose,
   JWK_SOURCE_RULES,
   keySourceFor,
   parseJwkSource,
@@ -123,8 +123,8 @@ function signing(next: Proxy, o: SignerOptions, source: KeySource, endpoint: str
 
   const sign = async (key: CryptoKey, value: Record<string, unknown>): Promise<string> => {
     const payload = encoder.encode(JSON.stringify(value));
-    if (!o.full) return new CompactSign(payload).setProtectedHeader(header).sign(key);
-    const jws = await new FlattenedSign(payload).setProtectedHeader(header).sign(key);
+    if (!o.full) return new (jose().CompactSign)(payload).setProtectedHeader(header).sign(key);
+    const jws = await new (jose().FlattenedSign)(payload).setProtectedHeader(header).sign(key);
     // go-jose's FullSerialize: the flattened JSON form, as a string.
     return JSON.stringify({ payload: jws.payload, protected: jws.protected, signature: jws.signature });
   };

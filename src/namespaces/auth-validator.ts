@@ -11,7 +11,7 @@
 // On success the claims go to req.claims ({JWT.claim} placeholders) and
 // propagate_claims copy claims into request headers.
 
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
@@ -27,6 +27,7 @@ import {
   DEFAULT_CACHE_SECONDS,
   DEFAULT_COOLDOWN_MS,
   importKey,
+  jose,
   JWK_SOURCE_RULES,
   KEY_STRATEGIES,
   keySourceFor,
@@ -319,7 +320,7 @@ function compileGuard(o: ValidatorOptions, source: KeySource, verified: LRUCache
 
     let claims: JWTPayload;
     try {
-      claims = (await jwtVerify(token, key, verifyOptions)).payload;
+      claims = (await jose().jwtVerify(token, key, verifyOptions)).payload;
     } catch (err) {
       const [code, reason] = verifyFailure(err);
       throw refuse(401, code, reason, { [o.keyIdentifyStrategy]: shown(id) });
@@ -391,7 +392,7 @@ function headerToken(req: ProxyRequest, headerName: string): string | undefined 
 function jwsHeader(token: string): Record<string, unknown> | undefined {
   if (token.split('.', 4).length !== 3) return undefined;
   try {
-    return decodeProtectedHeader(token) as Record<string, unknown>;
+    return jose().decodeProtectedHeader(token) as Record<string, unknown>;
   } catch {
     return undefined;
   }
@@ -413,6 +414,7 @@ export function cookieValue(header: string | string[] | undefined, name: string)
 }
 
 function verifyFailure(err: unknown): [string, string] {
+  const joseErrors = jose().errors;
   if (err instanceof joseErrors.JWTExpired) return ['AUTH_TOKEN_EXPIRED', 'token expired'];
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf') return ['AUTH_TOKEN_NOT_YET_VALID', 'token not valid yet ("nbf")'];

@@ -22,7 +22,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as tls from 'node:tls';
-import { importJWK, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import type { Agent, Dispatcher } from 'undici';
 import { checkValue, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
@@ -30,6 +30,7 @@ import { formatPath, type JsonPath } from '../config/json-path.ts';
 import type { CancelSignal } from '../proxy/abort.ts';
 import { loadUndici } from '../proxy/undici-package.ts';
 import { log } from '../telemetry/log.ts';
+import { lazyRequire } from '../shared/lazy-require.ts';
 import { USER_AGENT } from '../version.ts';
 import { sha256Hex } from './credentials.ts';
 import { stateKey, type StateScope } from './state.ts';
@@ -85,6 +86,9 @@ export const JWK_SOURCE_RULES: ObjectRules = {
   secret_url: 'custom',
   cypher_key: 'custom',
 };
+
+/** jose, loaded by the first configuration that signs or verifies tokens (shared/lazy-require.ts). */
+export const jose = lazyRequire<typeof import('jose')>('jose');
 
 /** Go's TLS cipher suite ids (KrakenD's cipher_suites) and their OpenSSL names. */
 const CIPHER_SUITES: Readonly<Record<number, string>> = {
@@ -350,7 +354,7 @@ async function doImport(jwk: Readonly<JWK>, alg: Algorithm, use: 'verify' | 'sig
   for (const k of ['key_ops', 'ext', 'use', 'alg']) delete copy[k];
   if (use === 'verify') for (const k of PRIVATE_MEMBERS) delete copy[k];
   else if (typeof copy.d !== 'string') throw new Error('a public key cannot sign: the JWK needs its private part');
-  const key = await importJWK(copy as JWK, alg);
+  const key = await jose().importJWK(copy as JWK, alg);
   if (key instanceof Uint8Array) throw new Error('unexpected symmetric key');
   return key;
 }

@@ -15,12 +15,13 @@
 // checked and reported as having no effect. `clusters` and `tls` are refused
 // ("not supported by this version").
 
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import { parseDuration } from '../config/duration.ts';
 import { parseHostPort } from '../config/host-port.ts';
 import type { IssueCollector } from '../config/issues.ts';
 import type { JsonPath } from '../config/json-path.ts';
+import { lazyRequire } from '../shared/lazy-require.ts';
 import { log } from '../telemetry/log.ts';
 import { sha256Hex } from './credentials.ts';
 import type { Namespace } from './namespace.ts';
@@ -157,8 +158,11 @@ export function redisClient(state: StateScope, pool: RedisPoolOptions): Redis {
   return state.get(key, () => createClient(pool), (client) => client.disconnect());
 }
 
+/** ioredis, loaded by the first configuration with a Redis pool (shared/lazy-require.ts). */
+const ioredis = lazyRequire<typeof import('ioredis')>('ioredis');
+
 function createClient(pool: RedisPoolOptions): Redis {
-  const client = new Redis({
+  const client = new (ioredis().Redis)({
     host: pool.host,
     port: pool.port,
     db: pool.db,

@@ -12,7 +12,6 @@
 // was the only one). Expressions are parsed and type-checked once per Plan
 // (@marcbachmann/cel-js); a syntax or type error is a config error.
 
-import { createRequire } from 'node:module';
 import type { Environment, ParseResult } from '@marcbachmann/cel-js';
 import { checkFields, expectObject, type ObjectRules } from '../config/fields.ts';
 import type { IssueCollector } from '../config/issues.ts';
@@ -23,6 +22,7 @@ import { PolicyError } from '../proxy/errors.ts';
 import { canonicalHeaderKey, compileHeaderForwarder } from '../proxy/headers.ts';
 import { compileQueryFilter, decodePath, parseQuery } from '../proxy/query.ts';
 import type { Proxy, ProxyRequest, ProxyResponse, RawHeaders } from '../proxy/types.ts';
+import { lazyRequire } from '../shared/lazy-require.ts';
 import { USER_AGENT } from '../version.ts';
 import type { Namespace } from './namespace.ts';
 import { NESTED_QUANTIFIER } from './validation-json-schema.ts';
@@ -63,6 +63,7 @@ const DECLARATIONS: Readonly<Record<VarName, string>> = {
   now: 'string',
 };
 
+const celLibrary = lazyRequire<typeof import('@marcbachmann/cel-js')>('@marcbachmann/cel-js');
 let shared: Environment | undefined;
 /**
  * One environment for every expression (building one is the costly part);
@@ -71,8 +72,7 @@ let shared: Environment | undefined;
  */
 function environment(): Environment {
   if (shared) return shared;
-  const cel = createRequire(import.meta.url)('@marcbachmann/cel-js') as typeof import('@marcbachmann/cel-js');
-  const env = new cel.Environment();
+  const env = new (celLibrary().Environment)();
   for (const [name, type] of Object.entries(DECLARATIONS)) env.registerVariable(name, type);
   shared = env;
   return env;

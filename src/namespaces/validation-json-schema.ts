@@ -11,7 +11,6 @@
 // a config error. Compiled validators live in PolicyState keyed by the schema,
 // so a reload that keeps it does not compile it again.
 
-import { createRequire } from 'node:module';
 import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import type { FormatName } from 'ajv-formats';
 import type { IssueCollector } from '../config/issues.ts';
@@ -19,6 +18,7 @@ import { isPlainObject, type JsonPath } from '../config/json-path.ts';
 import { translateRe2 } from '../config/re2.ts';
 import { PolicyError } from '../proxy/errors.ts';
 import type { Proxy } from '../proxy/types.ts';
+import { loadModule } from '../shared/lazy-require.ts';
 import type { Namespace } from './namespace.ts';
 import { stateKey } from './state.ts';
 
@@ -60,7 +60,6 @@ const FORMATS: FormatName[] = [
   'ipv4', 'ipv6', 'uuid', 'json-pointer', 'relative-json-pointer',
 ];
 
-const load = createRequire(import.meta.url);
 
 interface AjvModules {
   Ajv: typeof Ajv;
@@ -74,12 +73,12 @@ let ajvModules: AjvModules | undefined;
 /** ajv is loaded on first use: a gateway without JSON schemas does not carry it (about 15 MB of resident code). */
 function modules(): AjvModules {
   ajvModules ??= {
-    Ajv: (load('ajv') as typeof import('ajv')).Ajv,
-    Ajv2019: (load('ajv/dist/2019.js') as typeof import('ajv/dist/2019.js')).Ajv2019,
-    Ajv2020: (load('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020,
-    AjvDraft04: (load('ajv-draft-04') as typeof import('ajv-draft-04')).default,
-    addFormats: (load('ajv-formats') as typeof import('ajv-formats')).default,
-    draft06: load('ajv/dist/refs/json-schema-draft-06.json') as Record<string, unknown>,
+    Ajv: (loadModule('ajv') as typeof import('ajv')).Ajv,
+    Ajv2019: (loadModule('ajv/dist/2019.js') as typeof import('ajv/dist/2019.js')).Ajv2019,
+    Ajv2020: (loadModule('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020,
+    AjvDraft04: (loadModule('ajv-draft-04') as typeof import('ajv-draft-04')).default,
+    addFormats: (loadModule('ajv-formats') as typeof import('ajv-formats')).default,
+    draft06: loadModule('ajv/dist/refs/json-schema-draft-06.json') as Record<string, unknown>,
   };
   return ajvModules;
 }

@@ -14,8 +14,8 @@
 //                  indents like Go's yaml.v3 (used by gin).
 // negotiate        json / xml / yaml by the Accept header, see accept.ts.
 
-import { stringify as yamlStringify } from 'yaml';
 import type { OutputEncoding } from '../config/types.ts';
+import { lazyRequire } from '../shared/lazy-require.ts';
 import { negotiate } from './accept.ts';
 import type { Data } from './data.ts';
 import { renderXml } from './xml-encode.ts';
@@ -71,10 +71,12 @@ function renderXmlBody(data: Data | undefined, contentType = XML_CONTENT_TYPE): 
   return { contentType, body: renderXml(data ?? {}) };
 }
 
+/** yaml, loaded by the first YAML answer (shared/lazy-require.ts). */
+const yaml = lazyRequire<typeof import('yaml')>('yaml');
 const YAML_OPTIONS = { indent: 4, sortMapEntries: true } as const;
 
 function renderYaml(data: Data | undefined): Rendered {
-  return { contentType: YAML_CONTENT_TYPE, body: yamlStringify(data ?? {}, YAML_OPTIONS) };
+  return { contentType: YAML_CONTENT_TYPE, body: yaml().stringify(data ?? {}, YAML_OPTIONS) };
 }
 
 function renderNegotiated(data: Data | undefined, accept: string | undefined): Rendered {

@@ -27,12 +27,11 @@
 // into its own shape; rss-parser (xml2js) and feedparser (sax, streams) are
 // older and heavier for the same result.
 
-import { createRequire } from 'node:module';
 import type { AtomFeed, RdfFeed, RssFeed } from 'feedsmith';
+import { lazyRequire } from '../shared/lazy-require.ts';
 
 /** feedsmith (~15 MB resident, ~0.25 s to load) is loaded by the first feed, not by every gateway. */
-let feedsmith: typeof import('feedsmith') | undefined;
-const lib = (): typeof import('feedsmith') => (feedsmith ??= createRequire(import.meta.url)('feedsmith') as typeof import('feedsmith'));
+const lib = lazyRequire<typeof import('feedsmith')>('feedsmith');
 import type { Data } from './data.ts';
 
 type RssDoc = RssFeed.Feed<string>;

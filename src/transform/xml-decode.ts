@@ -17,10 +17,14 @@
 //   - numeric character references and HTML named entities (&nbsp;) are
 //     decoded; Go's strict decoder rejects unknown named entities.
 
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
+import { lazyRequire } from '../shared/lazy-require.ts';
 import type { Data } from './data.ts';
 
-const parser = new XMLParser({
+/** fast-xml-parser, loaded by the first XML body (shared/lazy-require.ts). */
+const xmlLibrary = lazyRequire<typeof import('fast-xml-parser')>('fast-xml-parser');
+let xmlParser: XMLParser | undefined;
+const parser = (): XMLParser => (xmlParser ??= new (xmlLibrary().XMLParser)({
   ignoreAttributes: false,
   attributeNamePrefix: '-',
   textNodeName: '#text',
@@ -32,18 +36,18 @@ const parser = new XMLParser({
   ignorePiTags: true,
   htmlEntities: true,
   strictReservedNames: false,
-});
+}));
 
 /** Parse one XML document; throws on malformed XML or a body without a root element. */
 export function decodeXml(text: string): Data {
-  const valid = XMLValidator.validate(text);
+  const valid = xmlLibrary().XMLValidator.validate(text);
   if (valid !== true) {
     const e = valid.err;
     throw new Error(`invalid XML: ${e.msg} (line ${e.line}, column ${e.col})`);
   }
   let parsed: unknown;
   try {
-    parsed = parser.parse(text);
+    parsed = parser().parse(text);
   } catch (err) {
     throw new Error(`invalid XML: ${(err as Error).message}`);
   }
