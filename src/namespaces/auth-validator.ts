@@ -41,7 +41,7 @@ import {
   type KeySource,
   type KeyStrategy,
 } from './jwk-source.ts';
-import { headerValue } from './credentials.ts';
+import { cookieValue, headerValue } from './credentials.ts';
 import type { Guard, Namespace } from './namespace.ts';
 import { stateKey } from './state.ts';
 
@@ -396,21 +396,6 @@ function jwsHeader(token: string): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The first cookie named `name` (Go's Request.Cookie: surrounding double quotes removed). */
-export function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  for (const line of Array.isArray(header) ? header : [header]) {
-    for (const part of line.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
-      let v = part.slice(eq + 1).trim();
-      if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
-      return v;
-    }
-  }
-  return undefined;
 }
 
 function verifyFailure(err: unknown): [string, string] {

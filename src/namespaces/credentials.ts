@@ -41,3 +41,18 @@ export function schemeCredentials(value: string | undefined, scheme: string): st
   while (i < value.length && value.charCodeAt(i) === 0x20) i++;
   return value.slice(i);
 }
+
+/** The first cookie named `name` (Go's Request.Cookie: surrounding double quotes removed). */
+export function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  for (const line of Array.isArray(header) ? header : [header]) {
+    for (const part of line.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+      let v = part.slice(eq + 1).trim();
+      if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+      return v;
+    }
+  }
+  return undefined;
+}

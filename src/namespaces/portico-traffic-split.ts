@@ -22,8 +22,7 @@ import { GatewayError } from '../proxy/errors.ts';
 import type { Proxy, ProxyRequest, ProxyResponse } from '../proxy/types.ts';
 import { log } from '../telemetry/log.ts';
 import { setGuardSource, splitDuration, splitRequests } from '../telemetry/traffic-split-metrics.ts';
-import { cookieValue } from './auth-validator.ts';
-import { headerValue, sha256, sha256Hex } from './credentials.ts';
+import { cookieValue, headerValue, sha256, sha256Hex } from './credentials.ts';
 import { optionsOf, type CompileContext, type Namespace, type ParseContext } from './namespace.ts';
 import { stateKey, type HealthReporter } from './state.ts';
 
