@@ -1,4 +1,7 @@
 // Two tiny demo services for the quickstart: "users" on :9101 and "orders" on :9102.
+// The users service also serves /v2/users/{id}, a "rewrite" for the migration
+// walkthrough (examples/migrating): the same users plus `served_by` and
+// `updated_at`, and one deliberate difference (user 2's city).
 
 import { createServer, type Server } from 'node:http';
 
@@ -26,6 +29,13 @@ export function startDemoBackends(host = '127.0.0.1', usersPort = 9101, ordersPo
     if (m) {
       const u = users.find((x) => x.id === Number(m[1]));
       return u ? json(res, 200, u) : json(res, 404, { error: 'no such user' });
+    }
+    const v2 = /^\/v2\/users\/(\d+)$/.exec(url.pathname);
+    if (v2) {
+      const u = users.find((x) => x.id === Number(v2[1]));
+      if (!u) return json(res, 404, { error: 'no such user' });
+      const address = u.id === 2 ? { ...u.address, city: 'Arlington, VA' } : u.address;
+      return json(res, 200, { ...u, address, served_by: 'v2', updated_at: new Date().toISOString() });
     }
     if (url.pathname === '/users') {
       const limit = Number(url.searchParams.get('limit') ?? users.length);
