@@ -107,10 +107,11 @@ function hintFor(m: string): string | undefined {
   if (/authentication failed|invalid user ID or password/i.test(m)) return 'etcd refused the user name or password (--etcd-user, $PORTICO_ETCD_PASSWORD)';
   if (/user name is empty/i.test(m)) return 'etcd requires a user name and password (--etcd-user, $PORTICO_ETCD_PASSWORD)';
   if (/permission denied/i.test(m)) return "etcd refused the request: the user's roles do not allow it on this key";
-  if (/self[- ]signed|unable to (get|verify)|certificate verify failed|unknown ca|ERR_TLS_CERT_ALTNAME|does not match certificate's altnames|certificate has expired|not yet valid/i.test(m)) {
+  // OpenSSL (Node) words TLS errors with spaces, BoringSSL (Bun) with underscores: SSLV3_ALERT_BAD_CERTIFICATE.
+  if (/self[- ]signed|unable to (get|verify)|certificate[ _]verify[ _]failed|unknown ca|ERR_TLS_CERT_ALTNAME|does not match certificate's altnames|certificate has expired|not yet valid/i.test(m)) {
     return "etcd's server certificate is not trusted for this URL (--etcd-ca, the certificate's names and dates)";
   }
-  if (/alert bad certificate|alert number 4[2-9]|certificate required|unknown certificate/i.test(m)) return 'etcd refused the TLS handshake: it did not accept the client certificate (--etcd-cert, --etcd-cert-key)';
-  if (/wrong version number|disconnected before secure TLS connection/i.test(m)) return 'TLS and plain http mixed up (an https:// URL for a plain etcd, or the reverse)';
+  if (/alert[ _]bad[ _]certificate|alert number 4[2-9]|certificate[ _]required|unknown[ _]certificate|certificate[ _]unknown/i.test(m)) return 'etcd refused the TLS handshake: it did not accept the client certificate (--etcd-cert, --etcd-cert-key)';
+  if (/wrong[ _]version[ _]number|disconnected before secure TLS connection/i.test(m)) return 'TLS and plain http mixed up (an https:// URL for a plain etcd, or the reverse)';
   return undefined;
 }

@@ -18,7 +18,7 @@ import { loadTestConfig } from '../helpers/gateway.ts';
 import { get } from '../helpers/http.ts';
 import { logEntries, stopCli, tempDir, waitUntil, writeAtomic, type LogEntry } from '../helpers/lifecycle-support.ts';
 import { LogLines } from '../helpers/log-lines.ts';
-import { BIN, runCli, startCli, startScript, writeConfigFile, type Running } from '../helpers/process.ts';
+import { BIN, GATEWAY_RUNTIME, runCli, startCli, startScript, writeConfigFile, type Running } from '../helpers/process.ts';
 
 const NS = 'telemetry/logging';
 const AT = '$.extra_config["telemetry/logging"]';
@@ -222,7 +222,7 @@ describe('telemetry/logging: destinations, prefix, access lines', () => {
 
 /** `portico run` on a known port whose application lines may not reach the console: ready once /__health answers. */
 async function startOnPort(args: string[], port: number): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, ...args, '-p', String(port)], { env: { ...process.env, PORTICO_WORKERS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(GATEWAY_RUNTIME, [BIN, ...args, '-p', String(port)], { env: { ...process.env, PORTICO_WORKERS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
   child.stderr.on('data', (d: Buffer) => (out += d));
