@@ -95,6 +95,10 @@ export function tlsServerOptions(tls: TlsConfig): TlsOptions & SecureContextOpti
     options.requestCert = true;
     options.rejectUnauthorized = true;
   }
+  if (defaults.length < pairs.length && process.versions.bun !== undefined) {
+    // Bun 1.4's TLS server never calls SNICallback (nor has addContext): the other pairs would never be served.
+    throw new Error('tls.keys: several key pairs of the same key type are chosen by the SNI name, which Portico cannot do on Bun (its TLS server calls no SNICallback); run this configuration on Node, or keep one key pair per key type');
+  }
   if (pairs.length > 1) options.SNICallback = sniSelector(pairs, defaults, context);
   return options;
 }

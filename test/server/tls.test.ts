@@ -10,10 +10,11 @@ import { fingerprint, httpsGet, makePki, opensslMissing, startHttpsGateway, type
 // How a refused handshake reaches the client. In TLS 1.3 the server checks the client
 // certificate after the client has sent its Finished, so a rejected certificate may show
 // up as the server's alert or, when the server closes first, as a reset.
-const VERSION_REFUSED = /alert protocol version/;
-const NO_COMMON_PARAMETERS = /alert handshake failure/;
-const CERTIFICATE_REQUIRED = /alert certificate required|ECONNRESET/;
-const CERTIFICATE_REJECTED = /alert unknown ca|alert bad certificate|ECONNRESET/;
+// OpenSSL (Node) words alerts with spaces, BoringSSL (Bun) with underscores.
+const VERSION_REFUSED = /alert[ _]protocol[ _]version/i;
+const NO_COMMON_PARAMETERS = /alert[ _]handshake[ _]failure/i;
+const CERTIFICATE_REQUIRED = /alert[ _]certificate[ _]required|ECONNRESET/i;
+const CERTIFICATE_REJECTED = /alert[ _]unknown[ _]ca|alert[ _]bad[ _]certificate|ECONNRESET/i;
 
 async function assertRefused(promise: Promise<unknown>, expected: RegExp, message: string): Promise<void> {
   await assert.rejects(
@@ -145,14 +146,20 @@ describe('tls: HTTPS and mTLS', { skip: opensslMissing() }, () => {
     });
 
     it('picks the certificate matching the SNI name, as Go does, also with mTLS', async () => {
-      const gw = await gateway({
+      const config = {
         public_key: pki.aCert,
         private_key: pki.aKey,
         keys: [{ public_key: pki.bCert, private_key: pki.bKey }],
         enable_mtls: true,
         disable_system_ca_pool: true,
         ca_certs: [pki.ca],
-      });
+      };
+      if (process.versions.bun !== undefined) {
+        // Bun's TLS server calls no SNICallback: refused at start rather than serving the wrong certificate.
+        await assert.rejects(gateway(config), /cannot do on Bun/);
+        return;
+      }
+      const gw = await gateway(config);
       const client = { cert: pki.clientCert, key: pki.clientKey };
       assert.equal((await hello(gw, { ...client, servername: 'a.test' })).peerFingerprint, fingerprint(pki.aCert));
       const b = await hello(gw, { ...client, servername: 'b.test' });
