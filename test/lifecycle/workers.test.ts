@@ -94,7 +94,10 @@ describe('--workers', () => {
   it('a worker killed under load is replaced while the other keeps serving', async () => {
     const before = await workersAt(base, 2, 2);
     const victim = [...before][0];
-    const pool = new Pool(base, { connections: 8, pipelining: 1 });
+    // A connection the primary was handing to the victim as it died is never answered nor
+    // closed (node:cluster's round-robin handoff; see docs/lifecycle.md): bounded here, it
+    // counts as one of the failures allowed below instead of stalling the test for 300 s.
+    const pool = new Pool(base, { connections: 8, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000 });
     let ok = 0;
     let failed = 0;
     let running = true;
