@@ -7,6 +7,7 @@
 set -euo pipefail
 VARIANTS=("${1:---max-semi-space-size=32 --max-old-space-size=4096}" "${2:---max-semi-space-size=32 --max-old-space-size=1024}" "${3:---max-semi-space-size=16 --max-old-space-size=1024}")
 DIR=$(mktemp -d /tmp/portico-heap-flags-XXXXXX)
+chmod 755 "$DIR"   # nginx's workers run as another user
 NODE=node_modules/.bin/node
 # The bodies: 1 KiB and ~72 KiB of JSON.
 $NODE -e '
@@ -25,6 +26,8 @@ nginx -c "$DIR/nginx.conf" -p "$DIR" & NGINX=$!
 PIDS=()
 cleanup() { kill "${PIDS[@]}" "$NGINX" 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
+for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18180/big && break; sleep 0.1; done
+curl -sf -o /dev/null http://127.0.0.1:18180/big || { echo "the nginx backend does not answer /big"; exit 1; }
 for i in 0 1 2; do
   port=$((18181 + i))
   cat > "$DIR/portico-$i.json" <<CONF
@@ -37,6 +40,7 @@ CONF
   PIDS+=($!)
 done
 sleep 3
+for i in 0 1 2; do curl -s -o /dev/null -w "check :$((18181 + i))/big %{http_code} %{size_download} bytes\n" "http://127.0.0.1:$((18181 + i))/big"; done
 for path in /big /agg; do
   for i in 0 1 2; do wrk -t1 -c64 -d2 "http://127.0.0.1:$((18181 + i))$path" >/dev/null; done
   for round in 1 2 3; do
