@@ -7,16 +7,17 @@
 // content and Node version; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 import { enableCompileCache, flushCompileCache, getCompileCacheDir } from 'node:module';
 
-// `portico run` on Node: V8 sizes its heap for the machine (on 24 GiB, a
-// 64 MB young generation and an old generation that grows far before it is
-// collected), so a worker under load peaked near 300 MB, mostly garbage. A
-// 16 MB semi-space and a 1 GiB heap ceiling took ~100 MB off that peak for
-// 0-8% of throughput, measured interleaved (docs/performance.md; smaller
-// semi-spaces cost 10-40% with 64 KiB bodies). V8 reads these flags only at
-// start, so the process replaces itself once with them (same pid, nothing
-// spawned); workers inherit them. A --max-semi-space-size or
-// --max-old-space-size of your own (NODE_OPTIONS or node's arguments) is kept.
-const HEAP_FLAGS = ['--max-semi-space-size=16', '--max-old-space-size=1024'];
+// `portico run` on Node: V8 sizes its heap for the machine, and its old
+// generation grows far before a full collection, so a worker under load
+// peaked near 300 MB, mostly garbage. A 1 GiB heap ceiling makes V8 collect
+// the old generation sooner; the young generation stays 32 MB semi-spaces
+// (V8's own choice on a large machine), because smaller ones cost 8-40% of
+// throughput with 64 KiB bodies, measured side by side (bench/heap-flags.sh,
+// docs/performance.md). V8 reads these flags only at start, so the process
+// replaces itself once with them (same pid, nothing spawned); workers inherit
+// them. A --max-semi-space-size or --max-old-space-size of your own
+// (NODE_OPTIONS or node's arguments) is kept.
+const HEAP_FLAGS = ['--max-semi-space-size=32', '--max-old-space-size=1024'];
 if (process.argv[2] === 'run' && !process.versions.bun && typeof process.execve === 'function') {
   const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
   if (!/--max-(?:semi|old)-space-size/.test(given)) {
